@@ -1,0 +1,10 @@
+"""Data utilities: the data/cache folder, batch-dict datasets, verified downloads and file-format readers.
+
+Corpus readers live in the domain packages; this subpackage holds what they share.
+"""
+
+from robustlab.common.data.datasets import ArrayDataset
+from robustlab.common.data.idx import read_idx
+from robustlab.common.data.paths import ENV_VAR, data_dir
+
+__all__ = ["ArrayDataset", "ENV_VAR", "data_dir", "read_idx"]

@@ -1,0 +1,34 @@
+"""Exceptions raised by robustlab. Each message names the file, field or value at fault and what was expected."""
+
+__all__ = [
+    "RobustlabError",
+    "CheckpointError",
+    "NonFiniteLossError",
+    "ConfigError",
+    "DataError",
+    "DownloadError",
+]
+
+
+class RobustlabError(Exception):
+    """Base class of every error robustlab raises on purpose; the CLI prints these without a traceback."""
+
+
+class CheckpointError(RobustlabError):
+    """A checkpoint file is missing, truncated, corrupt or does not fit the model it is loaded into."""
+
+
+class NonFiniteLossError(RobustlabError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the epoch and step."""
+
+
+class ConfigError(RobustlabError, ValueError):
+    """A configuration key or value is unknown or of the wrong type."""
+
+
+class DataError(RobustlabError, ValueError):
+    """Input data is malformed: the message names the file, record or field."""
+
+
+class DownloadError(RobustlabError):
+    """A download failed or its content does not match the expected checksum."""

@@ -1,0 +1,6 @@
+"""Small reference models shared by tests, benchmarks and toy recipes; domain models live in their packages."""
+
+from robustlab.common.models.mlp import MLP
+from robustlab.common.models.small_cnn import SmallCNN
+
+__all__ = ["MLP", "SmallCNN"]

@@ -1,0 +1,72 @@
+"""Adversarial training with any attack, a clean/adversarial mix, clean warm-up and an eps ramp."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from robustlab.common.attacks.base import Attack
+from robustlab.common.regimes.base import FitState, Regime
+from robustlab.common.regimes.schedules import EpsRamp
+
+__all__ = ["AdversarialTraining"]
+
+
+class AdversarialTraining(Regime):
+    """Train on adversarial examples made by ``attack`` for a fraction of every batch.
+
+    The first ``round(fraction * N)`` samples of each batch are replaced by their adversarial versions and the
+    loss is taken over the whole mixed batch in one forward pass (``fraction=0.5``: half clean, half
+    adversarial, as in Goodfellow et al. and Koo et al.). The attack budget follows ``schedule``: clean warm-up
+    epochs, then a linear ramp to the full eps. By default the ramp is on ("auto", see :class:`EpsRamp`),
+    because PGD training started at full eps can stay at chance.
+
+    Args:
+        attack: the attack that makes the adversarial examples, built on the model being trained.
+        fraction: fraction of each batch made adversarial, in ``[0, 1]``.
+        schedule: an :class:`EpsRamp`; ``EpsRamp(ramp_epochs=0)`` trains at full eps from the first step.
+        loss: ``loss(logits, y) -> scalar``; default cross entropy.
+
+    Reference:
+        Madry, A. et al. "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018.
+    """
+
+    def __init__(self, attack: Attack, *, fraction: float = 1.0, schedule: EpsRamp | None = None, loss=None) -> None:
+        super().__init__(loss=loss)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        self.attack = attack
+        self.fraction = fraction
+        self.schedule = schedule or EpsRamp()
+        self._full = (attack.eps, getattr(attack, "alpha", None))
+        self._factor = 1.0
+
+    def _set_factor(self, factor: float) -> None:
+        eps, alpha = self._full
+        self._factor = factor
+        self.attack.eps = eps * factor
+        if alpha is not None:
+            self.attack.alpha = alpha * factor
+
+    def on_epoch_start(self, model: nn.Module, state: FitState) -> None:
+        self._set_factor(self.schedule.factor(state.epoch, 0, state.steps_per_epoch, state.epochs))
+
+    def on_step_end(self, model: nn.Module, state: FitState) -> None:
+        # The budget for the next step of this epoch; the next epoch's start sets its own.
+        self._set_factor(self.schedule.factor(state.epoch, state.step + 1, state.steps_per_epoch, state.epochs))
+
+    def on_fit_end(self, model: nn.Module, state: FitState) -> None:
+        self._set_factor(1.0)
+
+    def __call__(self, model: nn.Module, batch: dict) -> Tensor:
+        x, y = batch["x"], batch["y"]
+        k = round(self.fraction * x.shape[0]) if self._factor > 0 else 0
+        if k:
+            x_adv = self.attack(x[:k], y[:k])
+            x = torch.cat([x_adv, x[k:]]) if k < x.shape[0] else x_adv
+        eps = self.attack.eps
+        self.step_metrics = {
+            "eps": float(eps.max()) if isinstance(eps, Tensor) else float(eps),
+            "adv_fraction": k / batch["x"].shape[0],
+        }
+        return self.loss(model(x), y)
