@@ -4,7 +4,8 @@ Corpus readers live in the domain packages; this subpackage holds what they shar
 """
 
 from robustlab.common.data.datasets import ArrayDataset
+from robustlab.common.data.download import download
 from robustlab.common.data.idx import read_idx
 from robustlab.common.data.paths import ENV_VAR, data_dir
 
-__all__ = ["ArrayDataset", "ENV_VAR", "data_dir", "read_idx"]
+__all__ = ["ArrayDataset", "ENV_VAR", "data_dir", "download", "read_idx"]

@@ -1,0 +1,29 @@
+"""Metrics: pure functions of labels and scores (numpy arrays or tensors), and of ``(model, loader, attack)``.
+
+Classification metrics follow scikit-learn's definitions and the ECG literature's names (sensitivity, positive
+predictivity); robustness metrics run any ``attack(x, y) -> x_adv`` over a loader.
+"""
+
+from robustlab.common.metrics.classification import (
+    accuracy,
+    aupr,
+    auroc,
+    balanced_accuracy,
+    confusion_matrix,
+    macro_f1,
+    per_class_report,
+)
+from robustlab.common.metrics.robustness import attack_success_rate, predict, robust_accuracy
+
+__all__ = [
+    "accuracy",
+    "balanced_accuracy",
+    "confusion_matrix",
+    "per_class_report",
+    "macro_f1",
+    "auroc",
+    "aupr",
+    "predict",
+    "robust_accuracy",
+    "attack_success_rate",
+]
