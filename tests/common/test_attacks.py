@@ -1,0 +1,166 @@
+"""Attacks: the contract over every attack, bounds, norms, losses, and agreement with torchattacks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustlab.common import attacks
+from robustlab.common.attacks import FGSM, PGD
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.1),
+                         nn.Linear(16, 3))
+
+
+def _data(n=32):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 3, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def _make(name, model, **kw):
+    return getattr(attacks, name)(model, eps=0.1, **kw)
+
+
+@pytest.mark.parametrize("name", attacks.__all__)
+@pytest.mark.parametrize("training", [True, False])
+def test_contract(name, training):
+    model = _model().train(training)
+    model[4].eval()  # a submodule in its own mode must keep it
+    x, y = _data()
+    sentinel = [torch.full_like(p, 7.0) for p in model.parameters()]
+    for p, s in zip(model.parameters(), sentinel):
+        p.grad = s.clone()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x_adv = _make(name, model, bounds=(0.0, 1.0))(x, y)
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and not x_adv.requires_grad
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    assert model.training == training and not model[4].training
+    for p, s in zip(model.parameters(), sentinel):
+        assert torch.equal(p.grad, s), "parameter gradients must be left as they were"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), f"{k} changed (batch-norm statistics must not move in eval mode)"
+    torch.manual_seed(3)
+    a = _make(name, model, bounds=(0.0, 1.0))(x, y)
+    torch.manual_seed(3)
+    b = _make(name, model, bounds=(0.0, 1.0))(x, y)
+    assert torch.equal(a, b), "attacks are deterministic under a seed"
+
+
+@pytest.mark.parametrize("name", attacks.__all__)
+def test_attack_raises_the_loss(name):
+    model = _model().eval()
+    x, y = _data(128)
+    loss = nn.functional.cross_entropy
+    x_adv = getattr(attacks, name)(model, eps=0.3)(x, y)
+    assert loss(model(x_adv), y) > loss(model(x), y) + 0.05
+
+
+def test_no_hidden_unit_clamp():
+    """Inputs far outside [0, 1] (ECG in mV, seismic counts) stay in their own units."""
+    model = nn.Sequential(nn.Linear(3, 2))
+    x = torch.randn(16, 3) * 100 + 500
+    y = torch.randint(0, 2, (16,))
+    x_adv = PGD(model, eps=2.0, steps=5)(x, y)
+    assert (x_adv - x).abs().max() <= 2.0 + 1e-4
+    assert x_adv.min() > 100
+
+
+def test_per_feature_bounds_and_eps():
+    model = _model().eval()
+    x, y = _data()
+    lo = torch.zeros(3, 4)
+    hi = torch.ones(3, 4)
+    hi[0] = 0.2  # a per-feature upper bound below some inputs' values
+    x = torch.minimum(x, hi)
+    eps = torch.full((3, 4), 0.05)
+    eps[2] = 0.0  # a feature that must not move at all
+    x_adv = PGD(model, eps=eps, steps=5, bounds=(lo, hi))(x, y)
+    assert (x_adv <= hi + 1e-7).all() and (x_adv >= lo).all()
+    assert torch.equal(x_adv[:, 2], x[:, 2])
+    assert (x_adv - x).abs().max() <= 0.05 + 1e-6
+
+
+def test_l2_ball():
+    model = _model().eval()
+    x, y = _data()
+    x_adv = PGD(model, eps=0.5, steps=10, norm="l2")(x, y)
+    norms = (x_adv - x).flatten(1).norm(dim=1)
+    assert norms.max() <= 0.5 + 1e-5
+    assert norms.mean() > 0.25, "L2 PGD should use most of its budget"
+    with pytest.raises(ValueError, match="norm"):
+        PGD(model, eps=0.5, norm="l1")
+
+
+def test_targeted_moves_towards_target():
+    model = _model().eval()
+    x, _ = _data(128)
+    target = torch.full((128,), 2)
+    loss = nn.functional.cross_entropy
+    x_adv = PGD(model, eps=0.5, steps=20, targeted=True)(x, target)
+    assert loss(model(x_adv), target) < loss(model(x), target) - 0.05
+    assert (model(x_adv).argmax(1) == 2).sum() >= (model(x).argmax(1) == 2).sum()
+
+
+def test_multilabel_loss():
+    model = nn.Sequential(nn.Linear(6, 4))
+    x = torch.randn(32, 6)
+    y = (torch.rand(32, 4) > 0.5).float()
+    bce = nn.BCEWithLogitsLoss(reduction="sum")
+    x_adv = PGD(model, eps=0.2, steps=5, loss=bce)(x, y)
+    assert bce(model(x_adv), y) > bce(model(x), y)
+
+
+def test_regression_loss():
+    model = nn.Sequential(nn.Linear(6, 1))
+    x, y = torch.randn(32, 6), torch.randn(32, 1)
+    mse = nn.MSELoss(reduction="sum")
+    x_adv = FGSM(model, eps=0.2, loss=mse)(x, y)
+    assert mse(model(x_adv), y) > mse(model(x), y)
+
+
+def test_fgsm_random_start_step_and_projection():
+    model = _model().eval()
+    x, y = _data()
+    fast = FGSM(model, eps=0.1, random_start=True)
+    assert fast.step_size() == pytest.approx(0.125)
+    assert FGSM(model, eps=0.1).step_size() == pytest.approx(0.1)
+    assert (fast(x, y) - x).abs().max() <= 0.1 + 1e-6
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"eps": -0.1}, "eps"),
+    ({"eps": 0.1, "bounds": (1.0, 0.0)}, "bounds"),
+    ({"eps": 0.1, "bounds": (0.0,)}, "bounds"),
+    ({"eps": 0.1, "model_mode": "test"}, "model_mode"),
+    ({"eps": 0.1, "steps": 0}, "steps"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PGD(_model(), **kwargs)
+
+
+# -- cross-check with torchattacks on a trained MNIST model ---------------------------------------------------
+AGREEMENT_POINTS = 1.0  # robust accuracy, in percentage points
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("eps, alpha, steps", [(0.1, 0.01, 10), (0.2, 0.02, 20)])
+def test_pgd_agrees_with_torchattacks(mnist, mnist_model, eps, alpha, steps):
+    torchattacks = pytest.importorskip("torchattacks")
+    _, _, xt, yt = mnist
+    x, y = xt[:1000], yt[:1000]
+    ours = PGD(mnist_model, eps=eps, alpha=alpha, steps=steps, random_start=False, bounds=(0.0, 1.0))
+    theirs = torchattacks.PGD(mnist_model, eps=eps, alpha=alpha, steps=steps, random_start=False)
+    with torch.no_grad():
+        clean = (mnist_model(x).argmax(1) == y).float().mean().item() * 100
+    acc_ours = (mnist_model(ours(x, y)).argmax(1) == y).float().mean().item() * 100
+    acc_theirs = (mnist_model(theirs(x, y)).argmax(1) == y).float().mean().item() * 100
+    print(f"eps {eps}: clean {clean:.1f}%, PGD robust accuracy ours {acc_ours:.1f}%, torchattacks {acc_theirs:.1f}%")
+    assert clean > 95
+    assert acc_ours < clean - 5, "the attack must bite"
+    assert abs(acc_ours - acc_theirs) <= AGREEMENT_POINTS, (acc_ours, acc_theirs)

@@ -1,0 +1,213 @@
+"""Regimes: the contract over every regime, schedules, the clean/adversarial mix, catastrophic-overfitting guard."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from robustlab.common import regimes
+from robustlab.common.attacks import PGD
+from robustlab.common.data import ArrayDataset
+from robustlab.common.engine import fit
+from robustlab.common.regimes import AdversarialTraining, FastAdversarialTraining, GaussianNoise
+from robustlab.common.regimes.base import FitState
+from robustlab.common.regimes.schedules import EpsRamp
+
+FACTORIES = {
+    "ERM": lambda m: regimes.ERM(),
+    "GaussianNoise": lambda m: regimes.GaussianNoise(0.1),
+    "AdversarialTraining": lambda m: regimes.AdversarialTraining(PGD(m, eps=0.1, steps=3), fraction=0.5),
+    "FastAdversarialTraining": lambda m: regimes.FastAdversarialTraining(0.1),
+    "TRADES": lambda m: regimes.TRADES(PGD(m, eps=0.1, steps=3), beta=6.0),
+}
+
+
+def test_every_regime_has_a_factory():
+    assert set(regimes.__all__) == set(FACTORIES)
+
+
+def _model():
+    return nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def _batch(n=32):
+    g = torch.Generator().manual_seed(0)
+    return {"x": torch.randn(n, 4, generator=g), "y": torch.randint(0, 3, (n,), generator=g)}
+
+
+@pytest.mark.parametrize("name", regimes.__all__)
+def test_contract(name):
+    torch.manual_seed(0)
+    model = _model().train()
+    regime = FACTORIES[name](model)
+    batch = _batch()
+    loss = regime(model, batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    assert model.training, "a regime leaves the model in train mode"
+    assert all(isinstance(v, float) for v in regime.step_metrics.values())
+    # determinism under a seed
+    values = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        m = _model().train()
+        values.append(FACTORIES[name](m)(m, batch).item())
+    assert values[0] == values[1]
+    # state survives a weights-only checkpoint round trip
+    buf = io.BytesIO()
+    torch.save(regime.state_dict(), buf)
+    buf.seek(0)
+    regime.load_state_dict(torch.load(buf, weights_only=True))
+    assert name in repr(regime)
+
+
+@pytest.mark.parametrize("name", regimes.__all__)
+def test_runs_through_the_engine(name):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (96,), generator=g)
+    x = torch.randn(96, 4, generator=g) + y[:, None]
+    loader = DataLoader(ArrayDataset(x, y), batch_size=32, shuffle=True)
+    model = _model()
+    res = fit(model, FACTORIES[name](model), loader, val_loader=loader, epochs=3, progress=False)
+    assert len(res.history) == 3 and all(torch.isfinite(torch.tensor(r["train_loss"])) for r in res.history)
+
+
+def test_eps_ramp_schedule():
+    s = EpsRamp(warmup_epochs=2, ramp_epochs=2)
+    assert s.factor(0, 5, 10, 10) == 0.0 and s.factor(1, 9, 10, 10) == 0.0
+    assert s.factor(2, 0, 10, 10) == pytest.approx(0.05)
+    assert s.factor(3, 0, 10, 10) == pytest.approx(0.55)
+    assert s.factor(3, 9, 10, 10) == 1.0 and s.factor(7, 0, 10, 10) == 1.0
+    assert EpsRamp().resolved_ramp_epochs(10) == 3
+    assert EpsRamp().resolved_ramp_epochs(1) == 0
+    assert EpsRamp(ramp_epochs=0).factor(0, 0, 10, 10) == 1.0
+    with pytest.raises(ValueError, match="ramp_epochs"):
+        EpsRamp(ramp_epochs=-1)
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        EpsRamp(warmup_epochs=-1)
+
+
+class _SpyAttack:
+    """Records the eps in force and the samples it is given; perturbs by +100 so they can be recognised."""
+
+    def __init__(self, eps):
+        self.eps, self.alpha, self.seen, self.model = eps, None, [], None
+
+    def __call__(self, x, y):
+        self.seen.append((self.eps, len(x)))
+        return x + 100.0
+
+
+def test_adversarial_fraction_and_schedule_through_fit():
+    spy = _SpyAttack(0.3)
+    regime = AdversarialTraining(spy, fraction=0.5, schedule=EpsRamp(warmup_epochs=1, ramp_epochs=1))
+    seen_inputs = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+
+        def forward(self, x):
+            seen_inputs.append(x.detach().clone())
+            return self.lin(x)
+
+    loader = DataLoader(ArrayDataset(torch.randn(64, 4), torch.randint(0, 3, (64,))), batch_size=16)
+    res = fit(Probe(), regime, loader, epochs=3, progress=False)
+    assert [round(r["train_eps"], 4) for r in res.history][0] == 0.0  # clean warm-up epoch
+    ramp = [eps for eps, _ in spy.seen[:4]]
+    assert ramp == pytest.approx([0.075, 0.15, 0.225, 0.3])  # linear per step over one epoch of 4 steps
+    assert all(eps == pytest.approx(0.3) for eps, _ in spy.seen[4:])
+    assert all(n == 8 for _, n in spy.seen), "half of each batch of 16 is made adversarial"
+    last = seen_inputs[-1]
+    assert (last[:8] > 50).all() and (last[8:] < 50).all(), "adversarial half first, clean half after"
+    assert res.history[0]["train_adv_fraction"] == 0.0 and res.history[2]["train_adv_fraction"] == 0.5
+    assert spy.eps == pytest.approx(0.3), "the attack gets its full budget back after fit"
+
+
+def test_gaussian_noise_respects_bounds_and_fraction():
+    seen = []
+
+    def model(x):
+        seen.append(x)
+        return torch.zeros(len(x), 2, requires_grad=True)
+
+    batch = {"x": torch.full((10, 3), 0.5), "y": torch.zeros(10, dtype=torch.long)}
+    GaussianNoise(5.0, fraction=0.3, bounds=(0.0, 1.0))(model, batch)
+    x = seen[0]
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert not torch.equal(x[:3], batch["x"][:3]) and torch.equal(x[3:], batch["x"][3:])
+
+
+# -- catastrophic overfitting ----------------------------------------------------------------------------------
+def _threshold_model(threshold):
+    """A 1-D classifier with a steep logistic boundary at ``threshold``: class 1 iff x > threshold."""
+    m = nn.Linear(1, 2)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[-20.0], [20.0]]))
+        m.bias.copy_(torch.tensor([20.0 * threshold, -20.0 * threshold]))
+    return m
+
+
+def _pm_one_loader():
+    x = torch.tensor([[-1.0], [1.0]]).repeat(32, 1)
+    y = torch.tensor([0, 1]).repeat(32)
+    return DataLoader(ArrayDataset(x, y), batch_size=64)
+
+
+def test_guard_detects_collapse_restores_and_stops():
+    regime = FastAdversarialTraining(0.3, max_drop=0.2)
+    model = _threshold_model(0.0)  # margin 1 > eps: robust accuracy 1.0
+    state = FitState(epoch=0, epochs=5, val_loader=_pm_one_loader())
+    regime.on_fit_start(model, state)
+    assert regime.on_epoch_end(model, state)["pgd_check_acc"] == 1.0 and regime.stop_reason is None
+    fragile = _threshold_model(0.9)  # still right on clean data, but x=1 is 0.1 from the boundary
+    model.load_state_dict(fragile.state_dict())
+    state.epoch = 1
+    assert regime.on_epoch_end(model, state)["pgd_check_acc"] == 0.5
+    assert regime.stop_reason and "catastrophic overfitting at epoch 1" in regime.stop_reason
+    assert torch.equal(model.bias, _threshold_model(0.0).bias), "weights of the best epoch are restored"
+
+
+def test_guard_warn_remedy_keeps_training():
+    regime = FastAdversarialTraining(0.3, remedy="warn")
+    model = _threshold_model(0.0)
+    state = FitState(epoch=0, epochs=5, val_loader=_pm_one_loader())
+    regime.on_epoch_end(model, state)
+    model.load_state_dict(_threshold_model(0.9).state_dict())
+    with pytest.warns(RuntimeWarning, match="catastrophic overfitting"):
+        regime.on_epoch_end(model, state)
+    assert regime.stop_reason is None
+
+
+def test_guard_stops_fit_and_state_is_checkpointed(tmp_path):
+    class Sabotaged(FastAdversarialTraining):
+        """Replaces the weights by a fragile classifier at the start of epoch 3, as a collapse would."""
+
+        def on_epoch_start(self, model, state):
+            super().on_epoch_start(model, state)
+            if state.epoch == 2:
+                model.load_state_dict(_threshold_model(0.9).state_dict())
+
+        def __call__(self, model, batch):
+            return super().__call__(model, batch) * 0.0  # keep the weights where they are
+
+    model = _threshold_model(0.0)
+    res = fit(model, Sabotaged(0.3), _pm_one_loader(), val_loader=_pm_one_loader(), epochs=6,
+              out_dir=tmp_path, progress=False)
+    assert len(res.history) == 3 and "catastrophic overfitting" in res.stop_reason
+    assert [r["pgd_check_acc"] for r in res.history] == [1.0, 1.0, 0.5]
+    assert res.history[-1]["val_accuracy"] == 1.0
+    assert torch.equal(model.bias, _threshold_model(0.0).bias)
+    from robustlab.common.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["regime"]["guard"]["detected_epoch"] == 2 and ckpt["stop_reason"] == res.stop_reason
