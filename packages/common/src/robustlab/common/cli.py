@@ -1,0 +1,383 @@
+"""The ``robustlab`` command: one click group whose subcommands come from the entry-point group ``robustlab.cli``.
+
+Every installed robustlab package registers its commands there (``ecg = "robustlab.ecg.cli:ecg"``); common
+registers ``info``, ``reproduce``, ``merge`` and ``recipes`` the same way. Commands are loaded only when listed or
+invoked, and this module imports nothing heavy at module level (torch, numpy and matplotlib load inside the
+commands), so ``robustlab --help`` stays instant. A command whose entry point fails to load is listed as broken
+with its error instead of breaking the whole CLI.
+
+Exit codes: 0 success, 1 an error of robustlab (printed as ``Error: <message>``, no traceback), 2 a usage error
+(bad option, unknown recipe or profile, bad ``--set`` value or ``--shard``).
+
+Domains reuse :func:`reproduce_command` and :func:`merge_command` for their own ``robustlab <domain> reproduce``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from robustlab.common.errors import ConfigError, RobustlabError
+
+__all__ = [
+    "COMMAND_GROUP",
+    "RecipeName",
+    "Shard",
+    "info",
+    "main",
+    "merge",
+    "merge_command",
+    "recipes",
+    "reproduce",
+    "reproduce_command",
+]
+
+COMMAND_GROUP = "robustlab.cli"
+_COMMON = "robustlab-common"
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+# -- the lazily loaded group ----------------------------------------------------------------------------------
+
+
+def _command_entry_points() -> dict[str, list[Any]]:
+    """Entry points of ``robustlab.cli`` by name (several when two distributions claim one name)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, list[Any]] = {}
+    for ep in entry_points(group=COMMAND_GROUP):
+        same = [e for e in found.get(ep.name, []) if e.value == ep.value]
+        if not same:  # one distribution seen twice on sys.path is one registration
+            found.setdefault(ep.name, []).append(ep)
+    return found
+
+
+def _dist_name(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else "an unknown distribution"
+
+
+def _broken_command(name: str, reason: str) -> click.Command:
+    """A placeholder listed in ``--help`` and failing with ``reason`` (exit 1) whatever its arguments."""
+    def callback(**_: Any) -> None:
+        raise click.ClickException(f"the command '{name}' is broken: {reason}")
+
+    return click.Command(
+        name, callback=callback, help=f"[broken] {reason}", short_help=f"[broken] {reason}",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    )
+
+
+class _EntryPointGroup(click.Group):
+    """A click group whose subcommands are the entry points of ``robustlab.cli``, loaded on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(_command_entry_points()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        eps = _command_entry_points().get(cmd_name)
+        if not eps:
+            return None
+        if len(eps) > 1:
+            claims = " and ".join(f"{ep.value} ({_dist_name(ep)})" for ep in eps)
+            return _broken_command(cmd_name, f"registered twice: {claims}")
+        ep = eps[0]
+        try:
+            obj = ep.load()
+        except Exception as e:
+            return _broken_command(
+                cmd_name, f"{ep.value} ({_dist_name(ep)}) failed to load: {type(e).__name__}: {e}"
+            )
+        if not isinstance(obj, click.Command):
+            return _broken_command(cmd_name, f"{ep.value} ({_dist_name(ep)}) is a {type(obj).__name__}, "
+                                             "not a click command")
+        return obj
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # The safety net for domain commands: robustlab's own errors are messages, not tracebacks.
+        try:
+            return super().invoke(ctx)
+        except RobustlabError as e:
+            raise click.ClickException(str(e)) from None
+
+
+def _handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a RobustlabError as ``Error: <message>`` with exit code 1, also when the command runs alone."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except RobustlabError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+@click.group(cls=_EntryPointGroup, context_settings=_CONTEXT,
+             epilog="Run 'robustlab COMMAND --help' for the options of a command.")
+@click.version_option(package_name=_COMMON, prog_name="robustlab", message="%(prog)s %(version)s")
+def main() -> None:
+    """robustlab: robust deep learning, from the shared core to genomics, ECG, seismic and vision.
+
+    The commands below come from the installed robustlab packages (entry-point group robustlab.cli).
+    """
+
+
+# -- parameter types ------------------------------------------------------------------------------------------
+
+
+class RecipeName(click.ParamType):
+    """The name of a registered recipe; an unknown name is a usage error listing the registered ones.
+
+    Args:
+        package: accept only recipes of this package (``"robustlab.ecg"``), for a domain's own command.
+    """
+
+    name = "recipe"
+
+    def __init__(self, package: str | None = None) -> None:
+        self.package = package
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from robustlab.common.recipes.registry import recipe_names
+
+        names = recipe_names(self.package)
+        if value not in names:
+            self.fail(f"unknown recipe {value!r}; registered recipes: {', '.join(names) or 'none'}", param, ctx)
+        return value
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        from robustlab.common.recipes.registry import recipe_names
+
+        return [CompletionItem(n) for n in recipe_names(self.package) if n.startswith(incomplete)]
+
+
+class Shard(click.ParamType):
+    """``i/n``: the runs whose grid index ``% n == i``, with ``0 <= i < n``."""
+
+    name = "i/n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(value))
+        if not m:
+            self.fail(f"{value!r} is not of the form i/n, e.g. 0/4 (i counts from 0)", param, ctx)
+        i, n = int(m.group(1)), int(m.group(2))
+        if n < 1 or i >= n:
+            self.fail(f"shard {i}/{n} is out of range: need n >= 1 and 0 <= i < n (i counts from 0)", param, ctx)
+        return i, n
+
+
+# -- info -----------------------------------------------------------------------------------------------------
+
+
+@click.command(short_help="Show versions, device, threads, data folder, domains and recipes.")
+@_handle_errors
+def info() -> None:
+    """Show what is installed and where robustlab keeps its data.
+
+    Prints the version of every robustlab distribution, of Python, torch and NumPy, the device torch will use,
+    torch's thread count, the data/cache folder (not created), the installed domains and the registered recipes.
+    """
+    import platform
+    import sys
+    from importlib.metadata import distributions
+
+    from robustlab.common import __version__
+    from robustlab.common.data import ENV_VAR, data_dir
+    from robustlab.common.recipes.registry import recipe_entry_points
+
+    rows: list[tuple[str, str]] = [(_COMMON, __version__)]
+    others = {}
+    for dist in distributions():
+        dname = (dist.metadata["Name"] or "").lower()
+        if dname.startswith("robustlab-") and dname != _COMMON:
+            others.setdefault(dname, dist.version)
+    rows += sorted(others.items())
+    rows.append(("python", f"{platform.python_version()} ({sys.executable})"))
+
+    import numpy
+    import torch
+
+    rows.append(("torch", torch.__version__))
+    rows.append(("numpy", numpy.__version__))
+    rows.append(("device", _device_text(torch)))
+    rows.append(("torch threads", f"{torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op"))
+
+    folder = data_dir()
+    import os
+
+    origin = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else f"default; set ${ENV_VAR} to change"
+    state = "exists" if folder.exists() else "not created yet"
+    rows.append(("data folder", f"{folder} ({origin}; {state})"))
+
+    domains = []
+    for name, eps in sorted(_command_entry_points().items()):
+        owners = {_dist_name(ep) for ep in eps}
+        if owners != {_COMMON}:
+            domains.append(f"{name} ({', '.join(sorted(owners))})")
+    rows.append(("domains", ", ".join(domains) or "none installed"))
+    eps = recipe_entry_points()
+    rows.append(("recipes", ", ".join(eps) or "none registered"))
+
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+def _device_text(torch: Any) -> str:
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        names = [torch.cuda.get_device_name(i) for i in range(n)]
+        kinds = ", ".join(f"{names.count(x)} x {x}" for x in dict.fromkeys(names))
+        return f"CUDA ({n} device{'s' if n > 1 else ''}: {kinds}; CUDA {torch.version.cuda})"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "MPS (Apple GPU)"
+    return "CPU (no CUDA device)"
+
+
+# -- recipes --------------------------------------------------------------------------------------------------
+
+
+@click.command(short_help="List the registered recipes with their paper and profiles.")
+@click.option("--verbose", "-v", is_flag=True, help="Also print every profile's values.")
+@_handle_errors
+def recipes(verbose: bool) -> None:
+    """List the registered recipes (entry-point group robustlab.recipes): paper, table and profiles."""
+    import dataclasses
+
+    from robustlab.common.recipes.registry import get_recipe, recipe_entry_points
+
+    eps = recipe_entry_points()
+    if not eps:
+        click.echo("No recipes registered.")
+        return
+    for i, (name, ep) in enumerate(eps.items()):
+        if i:
+            click.echo()
+        try:
+            r = get_recipe(name)
+        except RobustlabError as e:
+            click.echo(f"{name}  [broken] {e}")
+            continue
+        click.echo(f"{name}  ({_dist_name(ep)})")
+        click.echo(f"  paper:    {r.paper.citation()}")
+        click.echo(f"  table:    {r.table}")
+        click.echo(f"  profiles: {', '.join(r.profiles)}")
+        if verbose:
+            for pname, p in r.profiles.items():
+                values = ", ".join(f"{f.name}={getattr(p, f.name)!r}" for f in dataclasses.fields(p))
+                click.echo(f"    {pname}: {values}")
+
+
+# -- reproduce and merge --------------------------------------------------------------------------------------
+
+
+def reproduce_command(*, package: str | None = None, name: str = "reproduce") -> click.Command:
+    """A ``reproduce`` command running :func:`robustlab.common.recipes.run_recipe`.
+
+    Args:
+        package: offer only the recipes of this package (a domain's ``robustlab ecg reproduce``).
+        name: the command's name.
+    """
+
+    @click.command(name=name, context_settings=_CONTEXT,
+                   short_help="Run a recipe's grid (resumable, shardable) and write its table and plot.")
+    @click.argument("recipe", type=RecipeName(package))
+    @click.option("--profile", "-p", default="quick", show_default=True,
+                  help="smoke (seconds), quick (minutes on a CPU), paper (the published protocol, for a GPU).")
+    @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="Results folder: runs/<run_id>.json, results.md, results.csv, results.png.")
+    @click.option("--shard", type=Shard(), default="0/1", show_default=True,
+                  help="Run only the runs whose grid index % n == i (i counts from 0).")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                  help="Change a profile value, e.g. --set epochs=5 --set eval_eps=0.1,0.2 (repeatable).")
+    @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="A TOML run file of profile values, applied before --set.")
+    @click.option("--threads", type=click.IntRange(min=1), help="torch threads (torch.set_num_threads).")
+    @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+    @_handle_errors
+    def command(recipe: str, profile: str, out_dir: Path, shard: tuple[int, int], overrides: tuple[str, ...],
+                config: Path | None, threads: int | None, progress: bool) -> None:
+        """Run the grid of RECIPE with a profile into --out, then write results.md, results.csv and results.png.
+
+        Each run is written as its own JSON file as soon as it finishes; running the same command again skips
+        finished runs, so a killed sweep resumes. A folder holds one profile: asking another one there (or other
+        --set values) is refused. Shards (--shard i/n) can share a folder or use their own, merged afterwards
+        with 'robustlab merge'.
+        """
+        from robustlab.common.recipes import get_recipe, resolve_profile, run_recipe
+
+        r = get_recipe(recipe, package=package)
+        if profile not in r.profiles:
+            raise click.BadParameter(
+                f"recipe {recipe!r} has no profile {profile!r}; its profiles: {', '.join(r.profiles)}",
+                param_hint="'--profile'",
+            )
+        if config is not None:
+            try:
+                resolve_profile(r, profile, config=config)
+            except ConfigError as e:
+                raise click.BadParameter(str(e), param_hint="'--config'") from None
+        try:
+            resolve_profile(r, profile, overrides=list(overrides), config=config)
+        except ConfigError as e:
+            raise click.BadParameter(str(e), param_hint="'--set'") from None
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        report = run_recipe(r, profile=profile, out_dir=out_dir, shard=shard, overrides=list(overrides),
+                            config=config, progress=progress)
+        _echo_report(report, f"{len(report.ran)} ran now, {len(report.skipped)} of this shard were already done")
+
+    return command
+
+
+def merge_command(*, package: str | None = None, name: str = "merge") -> click.Command:
+    """A ``merge`` command running :func:`robustlab.common.recipes.merge_results`."""
+
+    @click.command(name=name, context_settings=_CONTEXT,
+                   short_help="Merge shard result folders into one and write the table and plot.")
+    @click.argument("recipe", type=RecipeName(package))
+    @click.argument("shard_dirs", nargs=-1, required=True, metavar="SHARD_DIR...",
+                    type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="The merged results folder (may be one of the shard folders).")
+    @_handle_errors
+    def command(recipe: str, shard_dirs: tuple[Path, ...], out_dir: Path) -> None:
+        """Copy the run files of the SHARD_DIR folders of RECIPE into --out and write its table and plot.
+
+        All folders must hold the same profile; two different results for one run are refused.
+        """
+        from robustlab.common.recipes import get_recipe, merge_results
+
+        report = merge_results(get_recipe(recipe, package=package), out_dir, list(shard_dirs))
+        _echo_report(report, f"{len(report.copied)} copied from {len(shard_dirs)} folder(s)")
+
+    return command
+
+
+def _echo_report(report: Any, what: str) -> None:
+    if report.table is not None:
+        click.echo(report.table.to_markdown())
+    status = f"{len(report.finished)}/{report.grid_size} runs finished ({what})"
+    if report.missing:
+        status += f"; {len(report.missing)} missing"
+    click.echo(status)
+    click.echo("Wrote " + ", ".join(str(p) for p in report.files))
+
+
+reproduce = reproduce_command()
+merge = merge_command()

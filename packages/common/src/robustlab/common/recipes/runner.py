@@ -1,0 +1,546 @@
+"""Run a recipe's grid into a folder, resumably and in shards, and write its table and plot.
+
+Layout of an output folder::
+
+    DIR/profile.json        recipe, profile name and every profile value (a folder holds one profile only)
+    DIR/runs/<run_id>.json  one finished run: spec, profile values, metrics, extras, timing, versions
+    DIR/results.md          the table with the paper's numbers beside ours, and what is missing
+    DIR/results.csv         the same numbers, unformatted
+    DIR/results.png         the recipe's plot
+
+Each file is written atomically, so a killed sweep leaves only finished runs behind, and running the same command
+again skips them. ``robustlab <domain> reproduce`` calls the same functions as ``robustlab reproduce``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import functools
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robustlab.common._io import atomic_write_json, atomic_write_text
+from robustlab.common.config import apply_overrides, load_toml
+from robustlab.common.errors import ConfigError, RobustlabError
+from robustlab.common.recipes.base import Recipe, Table, run_id
+from robustlab.common.recipes.registry import get_recipe
+
+__all__ = ["RecipeReport", "merge_results", "resolve_profile", "run_recipe", "write_results"]
+
+Overrides = Sequence[str] | Mapping[str, Any]
+
+
+@dataclass
+class RecipeReport:
+    """What a call of :func:`run_recipe`, :func:`merge_results` or :func:`write_results` did.
+
+    Attributes:
+        out_dir: the results folder.
+        profile: the profile's name.
+        grid_size: runs in the whole grid.
+        finished: ids of the runs whose results are in ``out_dir`` (all shards).
+        ran: ids of the runs computed by this call.
+        skipped: ids of this shard's runs that were already finished and not run again.
+        copied: ids of the runs copied in by :func:`merge_results`.
+        missing: ids of grid runs without a result in ``out_dir``.
+        table: the summary table, or None while no run has finished.
+        files: the files written (``results.md``, ``results.csv``, ``results.png``).
+    """
+
+    out_dir: Path
+    profile: str
+    grid_size: int
+    finished: list[str] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    table: Table | None = None
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every run of the grid has a result."""
+        return not self.missing
+
+
+@dataclass(frozen=True)
+class _Run:
+    index: int
+    id: str
+    spec: dict[str, Any]
+
+
+# -- public functions -------------------------------------------------------------------------------------------
+
+
+def resolve_profile(
+    recipe: Recipe, profile: str, *, overrides: Overrides = (), config: str | os.PathLike | None = None
+) -> Any:
+    """The profile ``profile`` of ``recipe`` with a TOML run file and then ``overrides`` applied.
+
+    Raises:
+        ConfigError: unknown profile (the message lists the recipe's profiles), or a bad key or value in the
+            run file or the overrides (the message names it).
+    """
+    if profile not in recipe.profiles:
+        raise ConfigError(
+            f"recipe {recipe.name!r} has no profile {profile!r}; its profiles: {', '.join(recipe.profiles)}"
+        )
+    p = recipe.profiles[profile]
+    if config is not None:
+        p = apply_overrides(p, load_toml(config), source=str(config))
+    if overrides:
+        p = apply_overrides(p, overrides)
+    return p
+
+
+def run_recipe(
+    recipe: Recipe | str,
+    *,
+    profile: str = "quick",
+    out_dir: str | os.PathLike,
+    shard: tuple[int, int] = (0, 1),
+    overrides: Overrides = (),
+    config: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> RecipeReport:
+    """Run the runs of ``recipe``'s grid that belong to ``shard`` and are not finished yet, then write the table.
+
+    Args:
+        recipe: a :class:`Recipe` or a registered recipe's name.
+        profile: ``"smoke"``, ``"quick"``, ``"paper"`` or another profile of the recipe.
+        out_dir: the results folder (created if needed). It may already hold runs of the same profile (they are
+            skipped: a killed sweep resumes) but not of another one.
+        shard: ``(i, n)``: run only the runs whose grid index ``% n == i``. Shards may share ``out_dir`` or use
+            their own folders, merged afterwards with :func:`merge_results`.
+        overrides: ``key=value`` strings (or a mapping) changing profile values.
+        config: a TOML run file of profile values, applied before ``overrides``.
+        progress: show a progress bar over the runs.
+
+    Returns:
+        A :class:`RecipeReport`.
+
+    Raises:
+        ConfigError: unknown profile, bad override, or a bad shard.
+        RobustlabError: ``out_dir`` holds results of another profile (or other profile values), or a stored run
+            file is unreadable or does not match the grid.
+
+    A run that raises stops the sweep: the runs finished before it stay on disk, and running the same call again
+    continues from there.
+    """
+    from tqdm.auto import tqdm
+
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    i, n = _check_shard(shard)
+    p = resolve_profile(recipe, profile, overrides=overrides, config=config)
+    out = Path(out_dir)
+    asked = _profile_record(recipe, profile, p)
+    stored = _read_profile(out)
+    if stored is not None:
+        _check_same_profile(out, stored, asked)
+    grid = _grid(recipe, p)
+    existing = _load_runs(out, asked)
+    _check_runs_fit_grid(out, existing, grid)
+    if stored is None:
+        atomic_write_json(out / "profile.json", asked)
+
+    todo = [r for r in grid if r.index % n == i]
+    skipped = [r.id for r in todo if r.id in existing]
+    pending = [r for r in todo if r.id not in existing]
+    ran: list[str] = []
+    shard_text = f" shard {i}/{n}" if n > 1 else ""
+    bar = tqdm(total=len(todo), initial=len(skipped), unit="run", desc=f"{recipe.name} [{profile}{shard_text}]",
+               disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    try:
+        for r in pending:
+            bar.set_postfix_str(r.id, refresh=True)
+            try:
+                record = _execute(recipe, r, p, asked, (i, n), len(grid))
+            except Exception:
+                bar.write(
+                    f"{recipe.name}: run {r.id} (grid index {r.index}) failed; the {len(existing) + len(ran)} "
+                    f"finished runs are kept in {out / 'runs'}; run the same command again to resume"
+                )
+                raise
+            atomic_write_json(out / "runs" / f"{r.id}.json", record)
+            ran.append(r.id)
+            bar.update(1)
+    finally:
+        bar.close()
+    report = write_results(recipe, out)
+    report.ran, report.skipped = ran, skipped
+    return report
+
+
+def merge_results(
+    recipe: Recipe | str, out_dir: str | os.PathLike, shard_dirs: Sequence[str | os.PathLike]
+) -> RecipeReport:
+    """Copy the run files of shard folders into ``out_dir/runs`` and write the table and plot there.
+
+    Args:
+        recipe: a :class:`Recipe` or a registered recipe's name.
+        out_dir: the merged results folder (created if needed; it may be one of the shard folders).
+        shard_dirs: results folders written by :func:`run_recipe` with the same profile.
+
+    Raises:
+        RobustlabError: a folder is not a results folder of this recipe, the folders hold different profiles,
+            or two folders hold different results for the same run (the message names both files).
+    """
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if not shard_dirs:
+        raise ConfigError("merge_results needs at least one shard folder")
+    out = Path(out_dir)
+    ref: dict[str, Any] | None = None
+    ref_dir: Path | None = None
+    for d in map(Path, shard_dirs):
+        stored = _read_profile(d)
+        if stored is None:
+            raise RobustlabError(f"{d} holds no profile.json: it is not a results folder of 'robustlab reproduce'")
+        if stored.get("recipe") != recipe.name:
+            raise RobustlabError(f"{d} holds results of recipe {stored.get('recipe')!r}, not {recipe.name!r}")
+        if ref is None:
+            ref, ref_dir = stored, d
+        elif stored != ref:
+            raise RobustlabError(
+                f"{d} and {ref_dir} hold results of different profiles: {_profile_diff(ref, stored)}; "
+                "only results of one profile can be merged"
+            )
+    assert ref is not None
+    target = _read_profile(out)
+    if target is not None:
+        _check_same_profile(out, target, ref)
+    p = _profile_from_record(recipe, ref)
+    grid = _grid(recipe, p)
+    existing = _load_runs(out, ref)
+    _check_runs_fit_grid(out, existing, grid)
+    if target is None:
+        atomic_write_json(out / "profile.json", ref)
+    copied: list[str] = []
+    for d in map(Path, shard_dirs):
+        runs = _load_runs(d, ref)
+        _check_runs_fit_grid(d, runs, grid)
+        for rid, (path, record) in runs.items():
+            if rid in existing:
+                have_path, have = existing[rid]
+                diff = _result_diff(have, record)
+                if diff:
+                    raise RobustlabError(
+                        f"conflicting results for run {rid!r}: {have_path} and {path} differ in {diff}; "
+                        "remove the one to discard and merge again"
+                    )
+                continue
+            dest = out / "runs" / f"{rid}.json"
+            atomic_write_text(dest, path.read_text(encoding="utf-8"))
+            existing[rid] = (dest, record)
+            copied.append(rid)
+    report = write_results(recipe, out)
+    report.copied = copied
+    return report
+
+
+def write_results(recipe: Recipe | str, out_dir: str | os.PathLike) -> RecipeReport:
+    """(Re)write ``results.md``, ``results.csv`` and ``results.png`` from the runs in ``out_dir``."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    out = Path(out_dir)
+    stored = _read_profile(out)
+    if stored is None:
+        raise RobustlabError(f"{out} holds no profile.json: it is not a results folder of 'robustlab reproduce'")
+    p = _profile_from_record(recipe, stored)
+    grid = _grid(recipe, p)
+    runs = _load_runs(out, stored)
+    in_grid = {r.id for r in grid}
+    results = [runs[r.id][1] for r in grid if r.id in runs]
+    stray = sorted(rid for rid in runs if rid not in in_grid)
+    missing = [r.id for r in grid if r.id not in runs]
+    report = RecipeReport(out_dir=out, profile=stored["profile"], grid_size=len(grid),
+                          finished=[r["run_id"] for r in results], missing=missing)
+
+    lines = [f"# {recipe.name}", "", recipe.table, "", f"Paper: {recipe.paper.citation()}", ""]
+    values = ", ".join(f"{k}={_show(v)}" for k, v in _jsonable(dataclasses.asdict(p)).items())  # field order
+    lines += [f"Profile `{stored['profile']}`: {values}", ""]
+    lines.append(f"Runs: {len(results)} of {len(grid)} finished.")
+    if missing:
+        shown = ", ".join(missing[:12]) + (f", … ({len(missing) - 12} more)" if len(missing) > 12 else "")
+        lines.append(
+            f"**Incomplete: {len(missing)} of {len(grid)} runs are missing** ({shown}); run the missing shards "
+            "with the same command, or `robustlab merge` their folders into this one."
+        )
+    if stray:
+        lines.append(f"Ignored {len(stray)} run files that are not in this profile's grid: {', '.join(stray)}.")
+    lines.append("")
+    if results:
+        table = recipe.summarize(results, p)
+        report.table = table
+        lines.append(table.to_markdown().rstrip("\n"))
+        atomic_write_text(out / "results.csv", table.to_csv())
+        report.files.append(out / "results.csv")
+        _plot(recipe, results, out / "results.png")
+        report.files.append(out / "results.png")
+    else:
+        lines.append("No run has finished yet.")
+    if recipe.description:
+        lines += ["", "## Protocol", "", recipe.description.strip(), ""]
+    atomic_write_text(out / "results.md", "\n".join(lines).rstrip() + "\n")
+    report.files.insert(0, out / "results.md")
+    return report
+
+
+# -- internals --------------------------------------------------------------------------------------------------
+
+
+def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise ConfigError(f"shard must be a pair (i, n) of integers, got {shard!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ConfigError(f"shard {i}/{n} is invalid: need n >= 1 and 0 <= i < n")
+    return i, n
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists, paths strings)."""
+    def default(o: Any) -> Any:
+        if hasattr(o, "item"):
+            return o.item()
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"cannot store a {type(o).__name__} as JSON")
+
+    return json.loads(json.dumps(obj, default=default))
+
+
+def _profile_record(recipe: Recipe, name: str, profile: Any) -> dict[str, Any]:
+    return {"recipe": recipe.name, "profile": name, "values": _jsonable(dataclasses.asdict(profile))}
+
+
+def _profile_from_record(recipe: Recipe, stored: Mapping[str, Any]) -> Any:
+    name = stored.get("profile")
+    if name not in recipe.profiles:
+        raise RobustlabError(
+            f"the results folder holds profile {name!r}, which recipe {recipe.name!r} no longer has "
+            f"(its profiles: {', '.join(recipe.profiles)})"
+        )
+    try:
+        p = apply_overrides(recipe.profiles[name], stored.get("values", {}), source="profile.json")
+    except ConfigError as e:
+        raise RobustlabError(f"the stored profile no longer fits recipe {recipe.name!r}: {e}") from None
+    return p
+
+
+def _read_profile(out: Path) -> dict[str, Any] | None:
+    path = out / "profile.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RobustlabError(f"cannot read {path}: {e}") from None
+    if not isinstance(data, dict) or not {"recipe", "profile", "values"} <= set(data):
+        raise RobustlabError(f"{path} is not a profile record (needs 'recipe', 'profile' and 'values')")
+    return data
+
+
+def _profile_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    parts = []
+    for key in ("recipe", "profile"):
+        if a.get(key) != b.get(key):
+            parts.append(f"{key} {a.get(key)!r} vs {b.get(key)!r}")
+    va, vb = a.get("values", {}), b.get("values", {})
+    for k in list(va) + [k for k in vb if k not in va]:
+        if va.get(k) != vb.get(k):
+            parts.append(f"{k} {_show(va.get(k))} vs {_show(vb.get(k))}")
+    return ", ".join(parts) or "no difference"
+
+
+def _check_same_profile(out: Path, stored: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
+    if dict(stored) == dict(asked):
+        return
+    if stored.get("recipe") != asked.get("recipe"):
+        raise RobustlabError(
+            f"{out} holds results of recipe {stored.get('recipe')!r}, not {asked.get('recipe')!r}; "
+            "choose another output folder"
+        )
+    raise RobustlabError(
+        f"{out} holds results of profile {stored.get('profile')!r} with other values than those asked "
+        f"(stored vs asked: {_profile_diff(stored, asked)}); results of different profiles are never mixed: "
+        "choose another output folder, or delete this one to start over"
+    )
+
+
+def _grid(recipe: Recipe, profile: Any) -> list[_Run]:
+    runs, seen = [], {}
+    for index, spec in enumerate(recipe.grid(profile)):
+        if not isinstance(spec, Mapping):
+            raise TypeError(f"recipe {recipe.name!r}: grid() must return dicts, got {type(spec).__name__}")
+        try:
+            plain = _jsonable(dict(spec))
+        except TypeError as e:
+            raise TypeError(f"recipe {recipe.name!r}: run spec {dict(spec)!r} is not plain JSON: {e}") from None
+        rid = run_id(plain)
+        if rid in seen:
+            raise RobustlabError(
+                f"recipe {recipe.name!r}: grid runs {seen[rid]} and {index} have the same id {rid!r}"
+            )
+        seen[rid] = index
+        runs.append(_Run(index=index, id=rid, spec=plain))
+    return runs
+
+
+def _load_runs(out: Path, profile: Mapping[str, Any]) -> dict[str, tuple[Path, dict[str, Any]]]:
+    runs: dict[str, tuple[Path, dict[str, Any]]] = {}
+    folder = out / "runs"
+    if not folder.is_dir():
+        return runs
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RobustlabError(f"cannot read the run file {path}: {e}; delete it to run that run again") from None
+        if not isinstance(record, dict) or not {"run_id", "spec", "metrics"} <= set(record):
+            raise RobustlabError(f"{path} is not a run record (needs 'run_id', 'spec' and 'metrics')")
+        stored = record.get("profile", {})
+        if stored.get("name") != profile["profile"] or stored.get("values") != profile["values"]:
+            raise RobustlabError(
+                f"{path} was run with other profile values than {out / 'profile.json'} "
+                f"({_profile_diff({'profile': stored.get('name'), 'values': stored.get('values', {})}, profile)}); "
+                "results of different profiles are never mixed"
+            )
+        runs[record["run_id"]] = (path, record)
+    return runs
+
+
+def _check_runs_fit_grid(out: Path, runs: Mapping[str, tuple[Path, dict]], grid: list[_Run]) -> None:
+    by_id = {r.id: r for r in grid}
+    for rid, (path, record) in runs.items():
+        r = by_id.get(rid)
+        if r is not None and record["spec"] != r.spec:
+            raise RobustlabError(
+                f"{path} holds the spec {record['spec']!r} but the grid's run {rid!r} is {r.spec!r}; "
+                "the recipe changed since: delete the file (or the folder) to run it again"
+            )
+
+
+def _execute(recipe: Recipe, r: _Run, profile: Any, asked: Mapping[str, Any], shard: tuple[int, int],
+             grid_size: int) -> dict[str, Any]:
+    started = _dt.datetime.now(_dt.timezone.utc)
+    t0 = time.perf_counter()
+    result = recipe.run(dict(r.spec), profile)
+    seconds = time.perf_counter() - t0
+    if not isinstance(result, Mapping):
+        raise TypeError(f"recipe {recipe.name!r}: run() must return a dict of metrics, got {type(result).__name__}")
+    metrics: dict[str, float] = {}
+    extras: dict[str, Any] = {}
+    for k, v in result.items():
+        if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
+            v = v.item()
+        if isinstance(v, (int, float)):  # bools count as 0/1
+            metrics[str(k)] = float(v)
+        else:
+            extras[str(k)] = v
+    try:
+        extras = _jsonable(extras)
+    except TypeError as e:
+        raise TypeError(f"recipe {recipe.name!r}: run {r.id!r} returned a value that is not JSON: {e}") from None
+    return {
+        "recipe": recipe.name,
+        "run_id": r.id,
+        "index": r.index,
+        "grid_size": grid_size,
+        "shard": f"{shard[0]}/{shard[1]}",
+        "spec": r.spec,
+        "profile": {"name": asked["profile"], "values": asked["values"]},
+        "metrics": metrics,
+        "extras": extras,
+        "seconds": round(seconds, 4),
+        "started": started.isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "platform": _platform(),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _static_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, distributions, version
+
+    out = {"python": platform.python_version()}
+    for dist in distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name.startswith("robustlab-"):
+            out.setdefault(name, dist.version)
+    for name in ("torch", "numpy", "scikit-learn"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return dict(sorted(out.items()))
+
+
+def _versions() -> dict[str, str]:
+    return dict(_static_versions())
+
+
+def _platform() -> dict[str, Any]:
+    info: dict[str, Any] = {"system": platform.platform(terse=True), "machine": platform.machine()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _result_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    keys = [k for k in ("spec", "metrics", "extras", "profile") if a.get(k) != b.get(k)]
+    if "metrics" in keys:
+        ma, mb = a.get("metrics", {}), b.get("metrics", {})
+        changed = [m for m in sorted(set(ma) | set(mb)) if not _same_number(ma.get(m), mb.get(m))]
+        if not changed:
+            keys.remove("metrics")
+        else:
+            keys[keys.index("metrics")] = "metrics " + ", ".join(
+                f"{m} ({ma.get(m)} vs {mb.get(m)})" for m in changed[:4]
+            )
+    return "; ".join(keys)
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, list):
+        return "(" + ", ".join(_show(x) for x in v) + ")"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_show(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def _plot(recipe: Recipe, results: list[dict[str, Any]], path: Path) -> None:
+    """The recipe's plot, written to a temporary PNG and renamed over ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        recipe.plot(results, Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
