@@ -7,9 +7,9 @@ from typing import Any
 from torch import Tensor, nn
 
 from robustlab.common.attacks import FGSM
-from robustlab.common.regimes.base import FitState, unwrap
 from robustlab.common.regimes._overfitting_guard import CatastrophicOverfittingGuard
 from robustlab.common.regimes.adversarial_training import AdversarialTraining
+from robustlab.common.regimes.base import FitState, unwrap
 from robustlab.common.regimes.schedules import EpsRamp
 
 __all__ = ["FastAdversarialTraining"]

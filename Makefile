@@ -1,0 +1,40 @@
+# The README's commands. `make demo` and `make test` each set up .venv from scratch when needed:
+# torch 2.13.0 first (the CPU build; any other torch requirement would pull CUDA packages), then every package
+# under packages/ editable with its test dependencies.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := packages/common $(filter-out packages/common,$(wildcard packages/*))
+STAMP := $(VENV)/.installed
+OUT ?= runs
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): $(wildcard packages/*/pyproject.toml) Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet $(foreach p,$(PACKAGES),-e "$(p)[test]")
+	# a cross-check only; --no-deps because it would pull torchvision
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/robustlab reproduce khalooei2022_moons --profile quick --out $(OUT)/khalooei2022_moons
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check packages tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_pgd.py --threads 1
+	$(BIN)/python benchmarks/bench_integrated_gradients.py --threads 1
+	$(BIN)/python benchmarks/bench_engine.py --threads 1
+	$(BIN)/python benchmarks/mnist_robust_training.py --threads 1
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
