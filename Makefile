@@ -12,7 +12,6 @@ OUT ?= runs
 
 $(STAMP): $(wildcard packages/*/pyproject.toml) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet $(foreach p,$(PACKAGES),-e "$(p)[test]")
 	# a cross-check only; --no-deps because it would pull torchvision

@@ -31,11 +31,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from robustlab.common._io import atomic_write_text
+from robustlab.common._modes import model_mode
 from robustlab.common.checkpoint import load_weights, rng_state, save_checkpoint, set_rng_state
 from robustlab.common.errors import ConfigError, NonFiniteLossError
 from robustlab.common.regimes.base import FitState, Regime
 
-__all__ = ["EarlyStopping", "FitResult", "fit", "evaluate", "load_best", "resolve_device", "to_device", "as_batch"]
+__all__ = ["EarlyStopping", "FitResult", "fit", "evaluate", "load_best", "model_device", "resolve_device", "to_device", "as_batch"]
 
 MetricFn = Callable[[Tensor, Tensor], float]
 
@@ -99,6 +100,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without parameters)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def as_batch(batch: Any) -> dict:
     """A batch as a dict: dicts pass through, ``(x, y, ...)`` tuples become ``{"x": x, "y": y}``."""
     if isinstance(batch, Mapping):
@@ -141,15 +148,10 @@ def evaluate(
         ``{"loss": ..., "accuracy": ..., **metrics}``.
     """
     loss = loss or nn.functional.cross_entropy
-    if device is None:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
-    device = resolve_device(device)
-    was_training = model.training
-    model.eval()
+    device = model_device(model) if device is None else resolve_device(device)
     total, n = 0.0, 0
     logits_all, y_all = [], []
-    try:
+    with model_mode(model, "eval"):
         for batch in loader:
             batch = to_device(as_batch(batch), device)
             x, y = batch["x"], batch["y"]
@@ -158,8 +160,6 @@ def evaluate(
             n += len(x)
             logits_all.append(logits.float().cpu())
             y_all.append(y.cpu())
-    finally:
-        model.train(was_training)
     if n == 0:
         raise ConfigError("evaluate: the loader yielded no samples")
     logits, y = torch.cat(logits_all), torch.cat(y_all)

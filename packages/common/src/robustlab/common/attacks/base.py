@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from robustlab.common._modes import MODES, model_mode
+
 __all__ = ["Attack", "LossFn"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
-_MODES = ("eval", "train", "keep")
 
 
 def cross_entropy_sum(logits: Tensor, y: Tensor) -> Tensor:
@@ -49,8 +49,8 @@ class Attack:
         targeted: bool = False,
         model_mode: str = "eval",
     ) -> None:
-        if model_mode not in _MODES:
-            raise ValueError(f"model_mode must be one of {_MODES}, got {model_mode!r}")
+        if model_mode not in MODES:
+            raise ValueError(f"model_mode must be one of {MODES}, got {model_mode!r}")
         if isinstance(eps, (int, float)) and eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
         if bounds is not None:
@@ -79,19 +79,9 @@ class Attack:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
 
     # -- helpers for subclasses -------------------------------------------------------------------------------
-    @contextmanager
-    def _attack_mode(self) -> Iterator[None]:
-        """Set the model's mode for the attack and restore every submodule's own flag afterwards."""
-        if self.model_mode == "keep":
-            yield
-            return
-        modes = [(m, m.training) for m in self.model.modules()]
-        self.model.train(self.model_mode == "train")
-        try:
-            yield
-        finally:
-            for m, training in modes:
-                m.training = training
+    def _attack_mode(self):
+        """Context: the model in the attack's mode, every submodule's own flag restored afterwards."""
+        return model_mode(self.model, self.model_mode)
 
     def _bounds_like(self, x: Tensor) -> tuple[float | Tensor | None, float | Tensor | None]:
         if self.bounds is None:

@@ -4,16 +4,16 @@ model as it was."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+
+from robustlab.common._modes import MODES, model_mode
 
 __all__ = ["Attribution", "Target"]
 
 Target = int | Tensor | None
 
-_MODES = ("eval", "train", "keep")
 
 
 class Attribution:
@@ -36,8 +36,8 @@ class Attribution:
     def __init__(self, model: nn.Module, *, model_mode: str = "eval") -> None:
         if not callable(model):
             raise TypeError(f"model must be an nn.Module (or a callable), got {type(model).__name__}")
-        if model_mode not in _MODES:
-            raise ValueError(f"model_mode must be one of {_MODES}, got {model_mode!r}")
+        if model_mode not in MODES:
+            raise ValueError(f"model_mode must be one of {MODES}, got {model_mode!r}")
         self.model = model
         self.model_mode = model_mode
 
@@ -58,19 +58,9 @@ class Attribution:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
 
     # -- helpers for subclasses -------------------------------------------------------------------------------
-    @contextmanager
-    def _model_mode(self) -> Iterator[None]:
-        """Set the model's mode for the attribution and restore every submodule's own flag afterwards."""
-        if self.model_mode == "keep" or not isinstance(self.model, nn.Module):
-            yield
-            return
-        modes = [(m, m.training) for m in self.model.modules()]
-        self.model.train(self.model_mode == "train")
-        try:
-            yield
-        finally:
-            for m, training in modes:
-                m.training = training
+    def _model_mode(self):
+        """Context: the model in the method's mode, every submodule's own flag restored afterwards."""
+        return model_mode(self.model, self.model_mode)
 
     @staticmethod
     def _check_x(x: Tensor) -> Tensor:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from robustlab.common.engine import as_batch, resolve_device, to_device
+from robustlab.common._modes import model_mode
+from robustlab.common.engine import as_batch, model_device, resolve_device, to_device
 from robustlab.common.errors import DataError
 
 __all__ = ["predict", "robust_accuracy", "attack_success_rate"]
@@ -114,30 +115,22 @@ def attack_success_rate(
 
 def _forward(model: nn.Module, loader: Iterable, *, attacks, device) -> tuple[np.ndarray, list[np.ndarray]]:
     """Targets and, for each entry of ``attacks`` (None: clean input), the outputs, over one pass of the loader."""
-    if device is None:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
-    device = resolve_device(device)
-    was_training = model.training
+    device = model_device(model) if device is None else resolve_device(device)
     ys: list[np.ndarray] = []
     outs: list[list[np.ndarray]] = [[] for _ in attacks]
-    try:
+    with model_mode(model, "eval"):  # predictions in eval mode; attacks restore the mode they found
         for batch in loader:
             batch = to_device(as_batch(batch), device)
             x, y = batch["x"], batch["y"]
             for attack, out in zip(attacks, outs):
-                model.eval()
                 if attack is None:
                     x_in = x
                 else:
                     with torch.enable_grad():  # attacks need input gradients even under an outer no_grad
                         x_in = attack(x, y)
-                    model.eval()  # predictions are made in eval mode whatever the attack did
                 with torch.no_grad():
                     out.append(model(x_in).float().cpu().numpy())
             ys.append(y.detach().cpu().numpy())
-    finally:
-        model.train(was_training)
     if not ys or sum(len(y) for y in ys) == 0:
         raise DataError("the loader yielded no samples")
     return np.concatenate(ys), [np.concatenate(o) for o in outs]

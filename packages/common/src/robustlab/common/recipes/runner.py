@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustlab.common._io import atomic_write_json, atomic_write_text
+from robustlab.common._io import _json_default, atomic_write_json, atomic_write_text
 from robustlab.common.config import apply_overrides, load_toml
 from robustlab.common.errors import ConfigError, RobustlabError
 from robustlab.common.recipes.base import Recipe, Table, run_id
@@ -311,16 +311,7 @@ def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
 
 def _jsonable(obj: Any) -> Any:
     """``obj`` as it reads back from JSON (tuples become lists, paths strings)."""
-    def default(o: Any) -> Any:
-        if hasattr(o, "item"):
-            return o.item()
-        if hasattr(o, "tolist"):
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(f"cannot store a {type(o).__name__} as JSON")
-
-    return json.loads(json.dumps(obj, default=default))
+    return json.loads(json.dumps(obj, default=_json_default))
 
 
 def _profile_record(recipe: Recipe, name: str, profile: Any) -> dict[str, Any]:

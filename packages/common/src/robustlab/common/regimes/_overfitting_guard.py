@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustlab.common._modes import model_mode
 from robustlab.common.attacks import PGD
 from robustlab.common.regimes.base import FitState
 
@@ -54,11 +55,8 @@ class CatastrophicOverfittingGuard:
         with torch.random.fork_rng(devices=[]):  # the check must not shift the training's random stream
             torch.manual_seed(0)
             x_adv = attack(x, y)
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), model_mode(model, "eval"):
             acc = (model(x_adv).argmax(1) == y).float().mean().item()
-        model.train(was_training)
         if acc > self.best_acc:
             self.best_acc, self.best_epoch = acc, state.epoch
             self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
