@@ -32,7 +32,6 @@ from robustlab.common.models import SmallCNN
 from robustlab.common.regimes import ERM, AdversarialTraining, FastAdversarialTraining
 from robustlab.common.regimes.schedules import EpsRamp
 
-EPS = 0.3
 
 
 def load(root: Path, split: str):
@@ -56,6 +55,7 @@ def accuracy(model, x, y, attack=None, batch=500):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/vision/mnist")
+    p.add_argument("--eps", type=float, default=0.3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-size", type=int, default=60000)
     p.add_argument("--test-size", type=int, default=1000)
@@ -67,6 +67,7 @@ def main() -> None:
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
+    EPS = args.eps
     x, y = load(args.data, "train")
     xt, yt = load(args.data, "test")
     x, y, xt, yt = x[: args.train_size], y[: args.train_size], xt[: args.test_size], yt[: args.test_size]

@@ -163,8 +163,8 @@ def _pm_one_loader():
     return DataLoader(ArrayDataset(x, y), batch_size=64)
 
 
-def test_guard_detects_collapse_restores_and_stops():
-    regime = FastAdversarialTraining(0.3, max_drop=0.2)
+def test_guard_detects_a_drop_restores_and_stops():
+    regime = FastAdversarialTraining(0.3, max_drop=0.2, remedy="restore")
     model = _threshold_model(0.0)  # margin 1 > eps: robust accuracy 1.0
     state = FitState(epoch=0, epochs=5, val_loader=_pm_one_loader())
     regime.on_fit_start(model, state)
@@ -173,8 +173,31 @@ def test_guard_detects_collapse_restores_and_stops():
     model.load_state_dict(fragile.state_dict())
     state.epoch = 1
     assert regime.on_epoch_end(model, state)["pgd_check_acc"] == 0.5
-    assert regime.stop_reason and "catastrophic overfitting at epoch 1" in regime.stop_reason
+    assert regime.stop_reason and "catastrophic overfitting at epoch 2" in regime.stop_reason
+    assert "fell from 1.000 (epoch 1) to 0.500" in regime.stop_reason
     assert torch.equal(model.bias, _threshold_model(0.0).bias), "weights of the best epoch are restored"
+
+
+class _Masked(nn.Module):
+    """Gradient masking in 1-D: the class-1 margin is flat (zero gradient) around x=1, and negative below 0.8.
+
+    FGSM from x=1 sees a zero gradient and does not move; PGD from a random start below 0.95 walks down to 0.7,
+    where the sample is misclassified: FGSM accuracy 1.0, PGD accuracy about 0.58.
+    """
+
+    def forward(self, x):
+        m = 20 * (x - 0.8) - 20 * torch.clamp(x - 0.95, 0.0, 0.1)
+        return torch.cat([-m / 2, m / 2], dim=1)
+
+
+def test_guard_detects_the_fgsm_pgd_gap_in_the_first_epoch():
+    loader = DataLoader(ArrayDataset(torch.ones(64, 1), torch.ones(64, dtype=torch.long)), batch_size=64)
+    regime = FastAdversarialTraining(0.3, remedy="restore")
+    state = FitState(epoch=0, epochs=5, val_loader=loader)
+    metrics = regime.on_epoch_end(_Masked(), state)
+    assert metrics["fgsm_check_acc"] == 1.0 and 0.3 < metrics["pgd_check_acc"] < 0.8
+    assert "catastrophic overfitting at epoch 1: FGSM accuracy" in regime.stop_reason
+    assert "no earlier healthy epoch" in regime.stop_reason
 
 
 def test_guard_warn_remedy_keeps_training():
@@ -183,31 +206,57 @@ def test_guard_warn_remedy_keeps_training():
     state = FitState(epoch=0, epochs=5, val_loader=_pm_one_loader())
     regime.on_epoch_end(model, state)
     model.load_state_dict(_threshold_model(0.9).state_dict())
+    state.epoch = 1
     with pytest.warns(RuntimeWarning, match="catastrophic overfitting"):
         regime.on_epoch_end(model, state)
     assert regime.stop_reason is None
 
 
-def test_guard_stops_fit_and_state_is_checkpointed(tmp_path):
-    class Sabotaged(FastAdversarialTraining):
-        """Replaces the weights by a fragile classifier at the start of epoch 3, as a collapse would."""
+class _Sabotaged(FastAdversarialTraining):
+    """Replaces the weights by a fragile classifier at the start of epoch 3, as a collapse would."""
 
-        def on_epoch_start(self, model, state):
-            super().on_epoch_start(model, state)
-            if state.epoch == 2:
-                model.load_state_dict(_threshold_model(0.9).state_dict())
+    def on_epoch_start(self, model, state):
+        super().on_epoch_start(model, state)
+        if state.epoch == 2:
+            model.load_state_dict(_threshold_model(0.9).state_dict())
 
-        def __call__(self, model, batch):
-            return super().__call__(model, batch) * 0.0  # keep the weights where they are
+    def __call__(self, model, batch):
+        return super().__call__(model, batch) * 0.0  # keep the weights where they are
+
+
+def test_restore_remedy_stops_fit_and_state_is_checkpointed(tmp_path):
+    from robustlab.common.checkpoint import load_checkpoint
 
     model = _threshold_model(0.0)
-    res = fit(model, Sabotaged(0.3), _pm_one_loader(), val_loader=_pm_one_loader(), epochs=6,
+    res = fit(model, _Sabotaged(0.3, remedy="restore"), _pm_one_loader(), val_loader=_pm_one_loader(), epochs=6,
               out_dir=tmp_path, progress=False)
     assert len(res.history) == 3 and "catastrophic overfitting" in res.stop_reason
     assert [r["pgd_check_acc"] for r in res.history] == [1.0, 1.0, 0.5]
     assert res.history[-1]["val_accuracy"] == 1.0
     assert torch.equal(model.bias, _threshold_model(0.0).bias)
-    from robustlab.common.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt["regime"]["guard"]["detected_epoch"] == 2 and ckpt["stop_reason"] == res.stop_reason
+
+
+def test_fallback_remedy_rolls_back_and_switches_to_pgd(tmp_path):
+    model = _threshold_model(0.0)
+    regime = _Sabotaged(0.3, fallback_steps=4)
+    with pytest.warns(RuntimeWarning, match="training goes on with PGD-4"):
+        res = fit(model, regime, _pm_one_loader(), val_loader=_pm_one_loader(), epochs=5, out_dir=tmp_path,
+                  progress=False)
+    assert len(res.history) == 5 and res.stop_reason is None
+    assert type(regime.attack) is PGD and regime.attack.steps == 4 and regime.attack.eps == pytest.approx(0.3)
+    assert regime.fell_back_epoch == 2
+    assert torch.equal(model.bias, _threshold_model(0.0).bias), "weights rolled back to the healthy epoch"
+    # a resumed run goes on with the fallback attack
+    resumed = FastAdversarialTraining(0.3, fallback_steps=4)
+    from robustlab.common.checkpoint import load_checkpoint
+
+    resumed.load_state_dict(load_checkpoint(tmp_path / "last.pt")["regime"])
+    resumed.on_fit_start(model, FitState(epochs=5))
+    assert type(resumed.attack) is PGD and resumed.attack.steps == 4
+
+
+def test_bad_remedy():
+    with pytest.raises(ValueError, match="remedy"):
+        FastAdversarialTraining(0.3, remedy="pray")

@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from robustlab.common._modes import model_mode
-from robustlab.common.attacks import PGD
+from robustlab.common.attacks import FGSM, PGD
 from robustlab.common.regimes.base import FitState
 
 
-class CatastrophicOverfittingGuard:
-    """Measure PGD accuracy on a fixed check batch after every epoch; on a collapse, roll back and stop.
+@dataclass(frozen=True)
+class GuardReport:
+    """One check: accuracies on the check batch and, when training collapsed, why."""
 
-    Single-step adversarial training can overfit to its own attack within an epoch: FGSM accuracy climbs while
-    PGD accuracy falls to near zero (Wong et al. 2020, section 5). The guard keeps a copy of the weights with
-    the best PGD accuracy; when accuracy falls more than ``max_drop`` below that best, it restores those weights
-    and asks the engine to stop (the remedy of Wong et al.: early stopping on a PGD check).
+    pgd_acc: float
+    fgsm_acc: float
+    collapse: str | None
+
+
+class CatastrophicOverfittingGuard:
+    """Measure FGSM and PGD accuracy on a fixed check batch; flag catastrophic overfitting.
+
+    Single-step adversarial training can overfit to its own attack: FGSM accuracy climbs while PGD accuracy falls
+    to near zero (Wong et al. 2020, section 5). Two signatures are flagged:
+
+    - a drop: PGD accuracy falls more than ``max_drop`` below the best seen so far (the check of Wong et al.);
+    - a gap: FGSM accuracy exceeds PGD accuracy by more than ``max_gap``. A model that resists the single-step
+      attack it trains against but not a multi-step one is masking gradients; this catches a collapse that happens
+      within the first epoch, before any good accuracy was seen.
+
+    The guard keeps a copy of the weights of the best healthy check (highest PGD accuracy, no signature).
     """
 
-    def __init__(self, *, eps, bounds, steps: int, size: int, max_drop: float, remedy: str) -> None:
-        if remedy not in ("restore", "warn"):
-            raise ValueError(f"remedy must be 'restore' or 'warn', got {remedy!r}")
+    def __init__(self, *, eps, bounds, steps: int, size: int, max_drop: float, max_gap: float) -> None:
         self.eps, self.bounds, self.steps, self.size = eps, bounds, steps, size
-        self.max_drop, self.remedy = max_drop, remedy
+        self.max_drop, self.max_gap = max_drop, max_gap
         self.best_acc = -1.0
         self.best_epoch = -1
         self.best_weights: dict[str, torch.Tensor] | None = None
@@ -48,31 +60,31 @@ class CatastrophicOverfittingGuard:
         x, y = self._batch
         return x.to(state.device), y.to(state.device)
 
-    def check(self, model: nn.Module, state: FitState) -> tuple[float, str | None]:
-        """Return the PGD accuracy on the check batch and a stop reason if training collapsed."""
+    def check(self, model: nn.Module, state: FitState) -> GuardReport:
+        """Measure the check batch after an epoch and report a collapse, if any."""
         x, y = self._check_batch(state)
-        attack = PGD(model, eps=self.eps, alpha=self.eps / 4, steps=self.steps, bounds=self.bounds)
+        pgd = PGD(model, eps=self.eps, alpha=self.eps / 4, steps=self.steps, bounds=self.bounds)
+        fgsm = FGSM(model, eps=self.eps, bounds=self.bounds)
         with torch.random.fork_rng(devices=[]):  # the check must not shift the training's random stream
             torch.manual_seed(0)
-            x_adv = attack(x, y)
+            x_pgd, x_fgsm = pgd(x, y), fgsm(x, y)
         with torch.no_grad(), model_mode(model, "eval"):
-            acc = (model(x_adv).argmax(1) == y).float().mean().item()
-        if acc > self.best_acc:
-            self.best_acc, self.best_epoch = acc, state.epoch
+            pgd_acc = (model(x_pgd).argmax(1) == y).float().mean().item()
+            fgsm_acc = (model(x_fgsm).argmax(1) == y).float().mean().item()
+        collapse = None
+        if self.best_acc - pgd_acc > self.max_drop:
+            collapse = (f"PGD-{self.steps} accuracy on the check batch fell from {self.best_acc:.3f} "
+                        f"(epoch {self.best_epoch + 1}) to {pgd_acc:.3f}")
+        elif fgsm_acc - pgd_acc > self.max_gap:
+            collapse = (f"FGSM accuracy on the check batch is {fgsm_acc:.3f} but PGD-{self.steps} accuracy only "
+                        f"{pgd_acc:.3f}")
+        if collapse is None and pgd_acc > self.best_acc:
+            self.best_acc, self.best_epoch = pgd_acc, state.epoch
             self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            return acc, None
-        if self.best_acc - acc <= self.max_drop:
-            return acc, None
-        self.detected_epoch = state.epoch
-        msg = (
-            f"catastrophic overfitting at epoch {state.epoch}: PGD-{self.steps} accuracy on the check batch fell "
-            f"from {self.best_acc:.3f} (epoch {self.best_epoch}) to {acc:.3f}"
-        )
-        if self.remedy == "warn":
-            warnings.warn(msg + "; training goes on (remedy='warn')", RuntimeWarning, stacklevel=2)
-            return acc, None
-        model.load_state_dict(self.best_weights)
-        return acc, msg + f"; weights restored to epoch {self.best_epoch} and training stopped"
+        if collapse is not None:
+            self.detected_epoch = state.epoch
+            collapse = f"catastrophic overfitting at epoch {state.epoch + 1}: {collapse}"
+        return GuardReport(pgd_acc, fgsm_acc, collapse)
 
     def state_dict(self) -> dict[str, Any]:
         return {
