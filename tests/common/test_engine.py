@@ -156,6 +156,18 @@ def test_early_stopping_stops_and_restores_best(tmp_path):
     assert evaluate(model, val)["loss"] == pytest.approx(res.best_value, rel=1e-6)
 
 
+def test_early_stopping_without_out_dir_restores_best_from_memory():
+    train, _ = _loaders()
+    flipped = _blobs(128, seed=1)
+    flipped.y = 1 - flipped.y
+    val = DataLoader(flipped, batch_size=64)
+    model = MLP(2, 2, hidden=(16,))
+    res = fit(model, ERM(), train, val_loader=val, epochs=30, progress=False,
+              early_stopping=EarlyStopping(monitor="val_loss", mode="min", patience=2))
+    assert res.best_epoch < len(res.history)
+    assert evaluate(model, val)["loss"] == pytest.approx(res.best_value, rel=1e-6)
+
+
 def test_unknown_monitor_is_a_config_error():
     train, val = _loaders()
     with pytest.raises(ConfigError, match="val_auroc"):

@@ -329,6 +329,7 @@ def fit(
 
     result = FitResult(out_dir=out)
     start_epoch, bad_epochs, rng = 0, 0, None
+    best_in_memory: dict[str, Tensor] | None = None  # the best weights when there is no out_dir
     if resume and (out / "last.pt").exists():
         ckpt = load_weights(model, out / "last.pt")
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -418,6 +419,8 @@ def fit(
                 improved = monitor.improved(value, result.best_value)
                 if improved:
                     result.best_value, result.best_epoch, bad_epochs = value, epoch + 1, 0
+                    if out is None and restore_best:
+                        best_in_memory = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 else:
                     bad_epochs += 1
             elif stopper is not None:
@@ -461,6 +464,8 @@ def fit(
         ddp.barrier()  # best.pt is written by the main process
         if restore_best and out is not None and (out / "best.pt").exists():
             load_weights(model, out / "best.pt")
+        elif restore_best and best_in_memory is not None:
+            model.load_state_dict(best_in_memory)
     finally:
         ddp.close()
     return result
