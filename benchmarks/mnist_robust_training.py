@@ -33,7 +33,6 @@ from robustlab.common.regimes import ERM, AdversarialTraining, FastAdversarialTr
 from robustlab.common.regimes.schedules import EpsRamp
 
 
-
 def load(root: Path, split: str):
     prefix = "train" if split == "train" else "t10k"
     x = torch.from_numpy(read_idx(root / f"{prefix}-images-idx3-ubyte.gz").copy()).float().div_(255).unsqueeze(1)

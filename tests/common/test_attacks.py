@@ -30,6 +30,7 @@ def _make(name, model, **kw):
 def test_contract(name, training):
     model = _model().train(training)
     model[4].eval()  # a submodule in its own mode must keep it
+    model[2].bias.requires_grad_(False)  # a deliberately frozen parameter stays frozen
     x, y = _data()
     sentinel = [torch.full_like(p, 7.0) for p in model.parameters()]
     for p, s in zip(model.parameters(), sentinel):
@@ -42,6 +43,7 @@ def test_contract(name, training):
     assert model.training == training and not model[4].training
     for p, s in zip(model.parameters(), sentinel):
         assert torch.equal(p.grad, s), "parameter gradients must be left as they were"
+    assert [p.requires_grad for p in model.parameters()] == [True, True, True, False, True, True]
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), f"{k} changed (batch-norm statistics must not move in eval mode)"
     torch.manual_seed(3)

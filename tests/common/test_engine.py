@@ -278,7 +278,8 @@ _DDP_SCRIPT = textwrap.dedent(
     from robustlab.common.data import ArrayDataset
     from robustlab.common.engine import fit
     from robustlab.common.models import MLP
-    from robustlab.common.regimes import ERM
+    from robustlab.common.attacks import PGD
+    from robustlab.common.regimes import ERM, AdversarialTraining
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -287,8 +288,9 @@ _DDP_SCRIPT = textwrap.dedent(
     x = torch.randn(256, 5, generator=g) + y[:, None]
     loader = DataLoader(ArrayDataset(x, y), batch_size=32, shuffle=False)   # the global batch
     model = MLP(5, 3, hidden=(32,))
+    regime = ERM() if sys.argv[2] == "erm" else AdversarialTraining(PGD(model, eps=0.1, steps=3, random_start=False))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    fit(model, ERM(), loader, optimizer=opt, epochs=4, out_dir=sys.argv[1], progress=False)
+    fit(model, regime, loader, optimizer=opt, epochs=4, out_dir=sys.argv[1], progress=False)
     """
 )
 
@@ -296,15 +298,16 @@ DDP_TOLERANCE = 1e-5  # relative, per-epoch training loss: only the order of flo
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("regime", ["erm", "adversarial"])
+def test_ddp_two_processes_match_one_process(tmp_path, regime):
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
-    subprocess.run([sys.executable, str(script), str(tmp_path / "one")], check=True, env=env, timeout=120)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "one"), regime], check=True, env=env, timeout=120)
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-         str(tmp_path / "two")],
+         str(tmp_path / "two"), regime],
         env=env, timeout=240, capture_output=True, text=True,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from robustlab.common._modes import MODES, model_mode
+from robustlab.common._modes import MODES
+from robustlab.common._modes import input_gradient_context as _input_gradient_context
 
 __all__ = ["Attack", "LossFn"]
 
@@ -80,8 +81,8 @@ class Attack:
 
     # -- helpers for subclasses -------------------------------------------------------------------------------
     def _attack_mode(self):
-        """Context: the model in the attack's mode, every submodule's own flag restored afterwards."""
-        return model_mode(self.model, self.model_mode)
+        """Context: the model in the attack's mode, every submodule's own flag and parameters' ``requires_grad`` restored afterwards."""
+        return _input_gradient_context(self.model, self.model_mode)
 
     def _bounds_like(self, x: Tensor) -> tuple[float | Tensor | None, float | Tensor | None]:
         if self.bounds is None:

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from robustlab.common._modes import MODES, model_mode
+from robustlab.common._modes import MODES
+from robustlab.common._modes import input_gradient_context as _input_gradient_context
 
 __all__ = ["Attribution", "Target"]
 
@@ -59,8 +60,8 @@ class Attribution:
 
     # -- helpers for subclasses -------------------------------------------------------------------------------
     def _model_mode(self):
-        """Context: the model in the method's mode, every submodule's own flag restored afterwards."""
-        return model_mode(self.model, self.model_mode)
+        """Context: the model in the method's mode, every submodule's own flag and parameters' ``requires_grad`` restored afterwards."""
+        return _input_gradient_context(self.model, self.model_mode)
 
     @staticmethod
     def _check_x(x: Tensor) -> Tensor:
