@@ -237,29 +237,18 @@ def _convert(value: Any, tp: Any) -> Any:
         if isinstance(value, _RawString) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise _BadValue
-    if tp is int:
+    if tp is int or tp is float:
         if isinstance(value, bool):
             raise _BadValue
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
         if isinstance(value, _RawString):
             try:
-                return int(value.strip())
+                return tp(value.strip())
             except ValueError:
                 raise _BadValue from None
-        raise _BadValue
-    if tp is float:
-        if isinstance(value, bool):
-            raise _BadValue
-        if isinstance(value, (int, float)):
+        if tp is float and isinstance(value, (int, float)):
             return float(value)
-        if isinstance(value, _RawString):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise _BadValue from None
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return int(value)
         raise _BadValue
     if tp is str:
         if isinstance(value, _RawString):

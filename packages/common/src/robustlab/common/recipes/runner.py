@@ -332,17 +332,21 @@ def _profile_from_record(recipe: Recipe, stored: Mapping[str, Any]) -> Any:
     return p
 
 
-def _read_profile(out: Path) -> dict[str, Any] | None:
-    path = out / "profile.json"
-    if not path.exists():
-        return None
+def _read_record(path: Path, keys: tuple[str, ...], what: str, hint: str = "") -> dict[str, Any]:
+    """A JSON object with at least ``keys``, or a RobustlabError naming the file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise RobustlabError(f"cannot read {path}: {e}") from None
-    if not isinstance(data, dict) or not {"recipe", "profile", "values"} <= set(data):
-        raise RobustlabError(f"{path} is not a profile record (needs 'recipe', 'profile' and 'values')")
+        raise RobustlabError(f"cannot read the {what} file {path}: {e}{hint}") from None
+    if not isinstance(data, dict) or not set(keys) <= set(data):
+        names = ", ".join(repr(k) for k in keys)
+        raise RobustlabError(f"{path} is not a {what} record (needs {names}){hint}")
     return data
+
+
+def _read_profile(out: Path) -> dict[str, Any] | None:
+    path = out / "profile.json"
+    return _read_record(path, ("recipe", "profile", "values"), "profile") if path.exists() else None
 
 
 def _profile_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
@@ -397,12 +401,7 @@ def _load_runs(out: Path, profile: Mapping[str, Any]) -> dict[str, tuple[Path, d
     if not folder.is_dir():
         return runs
     for path in sorted(folder.glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise RobustlabError(f"cannot read the run file {path}: {e}; delete it to run that run again") from None
-        if not isinstance(record, dict) or not {"run_id", "spec", "metrics"} <= set(record):
-            raise RobustlabError(f"{path} is not a run record (needs 'run_id', 'spec' and 'metrics')")
+        record = _read_record(path, ("run_id", "spec", "metrics"), "run", "; delete it to run that run again")
         stored = record.get("profile", {})
         if stored.get("name") != profile["profile"] or stored.get("values") != profile["values"]:
             raise RobustlabError(
