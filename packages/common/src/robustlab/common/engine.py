@@ -178,6 +178,10 @@ class _Distributed:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.created = False
         self.rank = 0
+        # Tensors handed to collectives stay referenced here until the group is gone: otherwise a gloo worker
+        # thread may free the last reference and wait for the GIL while the main thread, holding the GIL,
+        # destroys the process group and joins that thread (a deadlock at the end of fit).
+        self._keep: list[Tensor] = []
         if self.world > 1:
             if not dist.is_initialized():
                 backend = "nccl" if device.type == "cuda" else "gloo"
@@ -195,6 +199,7 @@ class _Distributed:
         t = torch.tensor(values, dtype=torch.float64)
         if dist.get_backend() == "nccl":
             t = t.cuda()
+        self._keep.append(t)
         dist.all_reduce(t)
         return t.cpu().tolist()
 
@@ -219,11 +224,12 @@ class _Distributed:
 
     def barrier(self) -> None:
         if self.world > 1:
-            dist.barrier()
+            self.all_sum([0.0])
 
     def close(self) -> None:
         if self.created:
             dist.destroy_process_group()
+        self._keep.clear()
 
 
 def _write_logs(out_dir: Path, history: list[dict[str, float]]) -> None:
@@ -467,6 +473,7 @@ def fit(
         elif restore_best and best_in_memory is not None:
             model.load_state_dict(best_in_memory)
     finally:
+        del train_model  # the DDP reducer goes before its process group
         ddp.close()
     return result
 
