@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustlab.common._io import atomic_write
 from robustlab.common.errors import CheckpointError
+from robustlab.common.io import atomic_write
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_weights", "rng_state", "set_rng_state"]
 

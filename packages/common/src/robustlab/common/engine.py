@@ -30,10 +30,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from robustlab.common._io import atomic_write_text
-from robustlab.common._modes import model_mode
 from robustlab.common.checkpoint import load_weights, rng_state, save_checkpoint, set_rng_state
 from robustlab.common.errors import ConfigError, NonFiniteLossError
+from robustlab.common.io import atomic_write_text
+from robustlab.common.modes import model_mode
 from robustlab.common.regimes.base import FitState, Regime
 
 __all__ = ["EarlyStopping", "FitResult", "fit", "evaluate", "load_best", "model_device", "resolve_device", "to_device", "as_batch"]

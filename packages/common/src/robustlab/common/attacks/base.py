@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from robustlab.common._modes import MODES
-from robustlab.common._modes import input_gradient_context as _input_gradient_context
+from robustlab.common.modes import MODES
+from robustlab.common.modes import input_gradient_context as _input_gradient_context
 
 __all__ = ["Attack", "LossFn"]
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from robustlab.common._modes import MODES
-from robustlab.common._modes import input_gradient_context as _input_gradient_context
+from robustlab.common.modes import MODES
+from robustlab.common.modes import input_gradient_context as _input_gradient_context
 
 __all__ = ["Attribution", "Target"]
 

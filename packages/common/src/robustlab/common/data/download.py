@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from robustlab.common._io import atomic_write
 from robustlab.common.errors import DownloadError
+from robustlab.common.io import atomic_write
 
 __all__ = ["download", "sha256sum"]
 

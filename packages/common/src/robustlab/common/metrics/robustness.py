@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from robustlab.common._modes import model_mode
 from robustlab.common.engine import as_batch, model_device, resolve_device, to_device
 from robustlab.common.errors import DataError
+from robustlab.common.modes import model_mode
 
 __all__ = ["predict", "robust_accuracy", "attack_success_rate"]
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustlab.common._io import _json_default, atomic_write_json, atomic_write_text
 from robustlab.common.config import apply_overrides, load_toml
 from robustlab.common.errors import ConfigError, RobustlabError
+from robustlab.common.io import _json_default, atomic_write_json, atomic_write_text
 from robustlab.common.recipes.base import Recipe, Table, run_id
 from robustlab.common.recipes.registry import get_recipe
 

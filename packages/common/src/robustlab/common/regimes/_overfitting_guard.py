@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustlab.common._modes import model_mode
 from robustlab.common.attacks import FGSM, PGD
+from robustlab.common.modes import model_mode
 from robustlab.common.regimes.base import FitState
 
 

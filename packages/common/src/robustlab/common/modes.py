@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from torch import nn
 
+__all__ = ["MODES", "model_mode", "frozen_parameters", "input_gradient_context"]
+
 MODES = ("eval", "train", "keep")
 
 

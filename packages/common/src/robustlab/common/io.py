@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
     """Call ``write(f)`` on a temporary file next to ``path``, then rename it to ``path``.
