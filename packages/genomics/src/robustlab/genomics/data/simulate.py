@@ -165,7 +165,7 @@ class SimulatedDataset:
 
     def save_npz(self, path: str | os.PathLike) -> Path:
         """Write every field to a compressed NPZ file, atomically (readable with ``np.load`` alone)."""
-        from robustlab.common._io import atomic_write
+        from robustlab.common.io import atomic_write
 
         arrays = {f.name: getattr(self, f.name) for f in fields(self)}
         arrays["motif_names"] = np.array(self.motif_names, dtype=str)

@@ -1,0 +1,100 @@
+"""Layer blocks shared by the genomics CNNs: named so that every variant keeps the same parameter names.
+
+A block is ``conv<i>`` [``bn<i>``] ``act<i>`` [``pool<i>``] [``drop<i>``]; the head is ``flatten``, ``dense``
+[``bn_dense``] ``act_dense`` [``drop_dense``] ``output``. Batch norm and dropout are left out (not replaced by
+identities) when disabled; the convolutions have a bias only without batch norm, as in the authors' Keras code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+ACTIVATIONS = ("relu", "exponential")
+
+
+class Exponential(nn.Module):
+    """``exp(x)``: the first-layer activation of Koo & Ploenzke (2021), offered as an option."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.exp(x)
+
+
+def activation(name: str) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU()
+    if name == "exponential":
+        return Exponential()
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+
+
+def dropout_rates(dropout: float | Sequence[float], n: int, model: str) -> tuple[float, ...]:
+    """One rate per hidden layer: a float is used for every layer, a sequence must have ``n`` rates."""
+    if isinstance(dropout, bool):
+        raise ValueError(f"{model}: dropout must be a float or a sequence of {n} floats, got a bool")
+    if isinstance(dropout, (int, float)):
+        rates = (float(dropout),) * n
+    else:
+        rates = tuple(float(p) for p in dropout)
+        if len(rates) != n:
+            raise ValueError(f"{model}: dropout needs one rate per hidden layer ({n}), got {len(rates)}")
+    for p in rates:
+        if not (0.0 <= p < 1.0) or math.isnan(p):
+            raise ValueError(f"{model}: dropout rates must be in [0, 1), got {p}")
+    return rates
+
+
+def check_positive_int(name: str, value: int, model: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{model}: {name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def conv_block(
+    i: int,
+    cin: int,
+    cout: int,
+    kernel: int,
+    *,
+    same: bool,
+    batch_norm: bool,
+    act: str,
+    dropout: float,
+    pool: int = 1,
+    ceil_pool: bool = False,
+) -> list[tuple[str, nn.Module]]:
+    """Convolution (``same``: zero padding ``(kernel - 1) // 2``, else none), batch norm, activation, pool, dropout."""
+    layers: list[tuple[str, nn.Module]] = [
+        (
+            f"conv{i}",
+            nn.Conv1d(cin, cout, kernel, padding=(kernel - 1) // 2 if same else 0, bias=not batch_norm),
+        )
+    ]
+    if batch_norm:
+        layers.append((f"bn{i}", nn.BatchNorm1d(cout)))
+    layers.append((f"act{i}", activation(act)))
+    if pool > 1:
+        layers.append((f"pool{i}", nn.MaxPool1d(pool, ceil_mode=ceil_pool)))
+    if dropout > 0:
+        layers.append((f"drop{i}", nn.Dropout(dropout)))
+    return layers
+
+
+def dense_head(
+    features: int, hidden: int, num_tasks: int, *, batch_norm: bool, dropout: float
+) -> list[tuple[str, nn.Module]]:
+    """Flatten, a hidden dense layer (batch norm, ReLU, dropout) and the linear output layer (logits)."""
+    layers: list[tuple[str, nn.Module]] = [
+        ("flatten", nn.Flatten()),
+        ("dense", nn.Linear(features, hidden, bias=not batch_norm)),
+    ]
+    if batch_norm:
+        layers.append(("bn_dense", nn.BatchNorm1d(hidden)))
+    layers.append(("act_dense", nn.ReLU()))
+    if dropout > 0:
+        layers.append(("drop_dense", nn.Dropout(dropout)))
+    layers.append(("output", nn.Linear(hidden, num_tasks)))
+    return layers
