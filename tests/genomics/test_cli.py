@@ -64,3 +64,72 @@ def test_cli_module_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -- train, attribute, score ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """simulate -> train -> attribute (FASTA written from the NPZ) -> score, through the CLI."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    data = tmp / "d.npz"
+    assert invoke("simulate", "--task", "koo2019", "--n", 300, "--out", data).exit_code == 0
+    run = invoke("train", "--data", data, "--arch", "localnet", "--variant", "adversarial", "--epochs", 1,
+                 "--adv-steps", 2, "--out", tmp / "model")
+    ds = SimulatedDataset.load_npz(data)
+    fasta = tmp / "s.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(ds.sequences())))
+    attr = invoke("attribute", "--checkpoint", tmp / "model" / "best.pt", "--arch", "localnet", "--variant",
+                  "adversarial", "--fasta", fasta, "--method", "saliency", "--logos", 2, "--out", tmp / "attr")
+    score = invoke("score", "--attributions", tmp / "attr" / "attributions.npz", "--data", data,
+                   "--out", tmp / "score")
+    return tmp, run, attr, score
+
+
+def test_train_writes_the_engine_checkpoints(pipeline):
+    tmp, run, _, _ = pipeline
+    assert run.exit_code == 0, run.output
+    assert (tmp / "model" / "best.pt").is_file() and (tmp / "model" / "last.pt").is_file()
+    assert "test AUROC" in run.output
+
+
+def test_attribute_writes_maps_and_logos(pipeline):
+    tmp, _, attr, _ = pipeline
+    assert attr.exit_code == 0, attr.output
+    with np.load(tmp / "attr" / "attributions.npz") as z:
+        assert z["attributions"].shape == (300, 4, 200) and np.isfinite(z["attributions"]).all()
+    assert (tmp / "attr" / "logos.png").stat().st_size > 0
+
+
+def test_score_writes_json_and_plot(pipeline):
+    import json
+
+    tmp, _, _, score = pipeline
+    assert score.exit_code == 0, score.output
+    report = json.loads((tmp / "score" / "scores.json").read_text())
+    assert report["n_sequences"] == 150 and 0.0 <= report["summary"]["auroc"]["mean"] <= 1.0
+    assert (tmp / "score" / "auroc.png").is_file()
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--arch", "resnet"],
+    ["train", "--variant", "mixup"],
+    ["train", "--epochs", "0"],
+    ["attribute", "--method", "nope"],
+    ["score"],
+])
+def test_bad_train_attribute_score_arguments_exit_2(pipeline, args):
+    tmp = pipeline[0]
+    base = {"train": ["--data", tmp / "d.npz", "--out", tmp / "x"],
+            "attribute": ["--checkpoint", tmp / "model" / "best.pt", "--fasta", tmp / "s.fa", "--out", tmp / "x"],
+            "score": ["--data", tmp / "d.npz", "--out", tmp / "x"]}[args[0]]
+    result = invoke(*args, *base)
+    assert result.exit_code == 2, result.output
+
+
+def test_attribute_with_the_wrong_arch_fails_cleanly(pipeline):
+    tmp = pipeline[0]
+    result = invoke("attribute", "--checkpoint", tmp / "model" / "best.pt", "--arch", "distnet", "--fasta",
+                    tmp / "s.fa", "--out", tmp / "y")
+    assert result.exit_code != 0 and "does not fit" in (result.output + str(result.exception))

@@ -241,3 +241,11 @@ def test_load_npz_errors_name_file_and_field(koo, tmp_path):
              motif_ids=np.array(small.motif_ids), task=np.array("koo2019"))
     with pytest.raises(DataError, match=r"wrong.npz: .*'pwm_matrix' has shape \(4, 4, 10\), expected \(4, 4, 200\)"):
         SimulatedDataset.load_npz(wrong)
+
+
+def test_split_with_the_simulation_seed_keeps_both_classes_in_every_part():
+    """The split's shuffle has a stream of its own: the same seed must not replay the choice of positives."""
+    ds = simulate_koo2019(1000, seed=7)
+    for part in ds.split((0.7, 0.1, 0.2), seed=7):
+        frac = float(np.asarray(part.y).mean())
+        assert 0.35 < frac < 0.65, f"positives are {frac:.2f} of a part of {len(part.y)}"

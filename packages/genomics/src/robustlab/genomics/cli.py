@@ -59,3 +59,180 @@ def simulate(task: str, n: int | None, seed: int, length: int, out: Path) -> Non
         f"{task}: {len(data)} sequences of length {data.length} ({targets}), {len(data.motif_names)} motifs, "
         f"{data.n_motifs.mean():.2f} embedded per sequence, seed {seed} -> {out}"
     )
+
+
+_ARCHS = ("localnet", "distnet", "cnnk")
+_VARIANTS = ("standard", "regularized", "noise", "adversarial")
+_METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradients")
+
+
+@genomics.command(short_help="Train a CNN with one of the four training variants.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="An NPZ data set written by `robustlab genomics simulate` (split 70/10/20 here).")
+@click.option("--arch", type=click.Choice(_ARCHS), default="localnet", show_default=True, help="The network.")
+@click.option("--variant", type=click.Choice(_VARIANTS), default="standard", show_default=True,
+              help="standard, regularized (dropout + batch norm + L2), noise (Gaussian inputs), adversarial (PGD).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True, help="Batch size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Adam learning rate.")
+@click.option("--adv-steps", type=click.IntRange(min=1), default=20, show_default=True, help="PGD steps.")
+@click.option("--adv-warmup", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Clean epochs before adversarial training starts.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialization and shuffling.")
+@click.option("--split-seed", type=int, default=2019, show_default=True,
+              help="Seed of the 70/10/20 split; use one other than the simulation's seed.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the engine's checkpoints (best.pt, last.pt) and metric logs.")
+def train(data: Path, arch: str, variant: str, epochs: int, batch_size: int, lr: float, adv_steps: int,
+          adv_warmup: int, seed: int, split_seed: int, device: str, out: Path) -> None:
+    """Train ARCH with VARIANT on the train part of --data, keep the best validation AUROC, report the test AUROC."""
+    import torch
+
+    from robustlab.common.errors import ConfigError
+    from robustlab.genomics.data.simulate import SimulatedDataset
+    from robustlab.genomics.training import TrainConfig, classification_metrics
+    from robustlab.genomics.training import train as train_model
+
+    if (out / "last.pt").exists():
+        raise click.UsageError(f"{out} already holds a run (last.pt); choose another --out")
+    ds = SimulatedDataset.load_npz(data)
+    train_ds, valid_ds, test_ds = ds.split((0.7, 0.1, 0.2), seed=split_seed)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, adv_steps=adv_steps,
+                         adv_warmup_epochs=adv_warmup, device=device)
+    try:
+        model, result = train_model(arch, variant, train_ds, valid_ds, config, out_dir=out, seed=seed)
+    except (ConfigError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    model.eval()
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        logits = model(torch.as_tensor(test_ds.x, device=dev)).cpu()
+    m = classification_metrics(logits, test_ds.y)
+    click.echo(f"{arch}/{variant}: {len(result.history)} epochs, best epoch {result.best_epoch}, test AUROC "
+               f"{m['auroc']:.3f}, AUPR {m['aupr']:.3f} -> {out / 'best.pt'}")
+
+
+@genomics.command(short_help="Attribution maps of a trained model for a FASTA file (NPZ plus logo PNGs).")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="best.pt or last.pt written by `robustlab genomics train`.")
+@click.option("--arch", type=click.Choice(_ARCHS), default="localnet", show_default=True,
+              help="The network the checkpoint holds.")
+@click.option("--variant", type=click.Choice(_VARIANTS), default="standard", show_default=True,
+              help="The training variant (regularized models have dropout and batch norm layers).")
+@click.option("--fasta", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Sequences of one length (the model's).")
+@click.option("--method", type=click.Choice(_METHODS), default="saliency", show_default=True,
+              help="Attribution method (signed gradients for saliency and SmoothGrad).")
+@click.option("--target", type=click.IntRange(min=0), default=0, show_default=True, help="The output explained.")
+@click.option("--logos", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Draw logos of this many first sequences (0: none).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for attributions.npz and logos.png.")
+def attribute(checkpoint: Path, arch: str, variant: str, fasta: Path, method: str, target: int, logos: int,
+              out: Path) -> None:
+    """Compute attribution maps (N, 4, L) of --method for the sequences of --fasta with a trained model."""
+    import numpy as np
+    import torch
+
+    from robustlab.common import attribution
+    from robustlab.common.checkpoint import load_weights
+    from robustlab.common.io import atomic_write
+    from robustlab.genomics.data.fasta import read_fasta_dataset
+    from robustlab.genomics.interpret import save_logos
+    from robustlab.genomics.training import build_model
+
+    seqs = read_fasta_dataset(fasta)
+    n, _, length = seqs.x.shape
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = payload.get("model", {}) if isinstance(payload, dict) else {}
+    out_keys = [k for k in state if k.endswith(".weight") and state[k].ndim == 2]
+    num_tasks = int(state[out_keys[-1]].shape[0]) if out_keys else 1
+    if target >= num_tasks:
+        raise click.BadParameter(f"the model has {num_tasks} outputs", param_hint="'--target'")
+    try:
+        model = build_model(arch, variant, num_tasks=num_tasks, length=length)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    load_weights(model, checkpoint)
+    model.eval()
+    methods = {"saliency": lambda: attribution.Saliency(model, abs=False),
+               "smoothgrad": lambda: attribution.SmoothGrad(model, n_samples=20, base="gradient"),
+               "gradient_times_input": lambda: attribution.GradientTimesInput(model),
+               "integrated_gradients": lambda: attribution.IntegratedGradients(model)}
+    torch.manual_seed(0)
+    explain = methods[method]()
+    maps = torch.cat([explain(c, target).detach() for c in torch.as_tensor(seqs.x).split(256)]).numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "attributions.npz", lambda f: np.savez_compressed(
+        f, attributions=maps.astype(np.float32), x=seqs.x, ids=np.array(seqs.ids, dtype=str),
+        method=np.array(method)))
+    times_input = method in ("saliency", "smoothgrad")
+    if logos:
+        save_logos(maps, seqs.x if times_input else None, None, out / "logos.png", n=logos,
+                   titles=list(seqs.ids[:logos]))
+    click.echo(f"{method}: {n} maps of length {length} -> {out / 'attributions.npz'}"
+               + (f", {min(logos, n)} logos -> {out / 'logos.png'}" if logos else ""))
+
+
+@genomics.command(short_help="Interpretability scores of attribution maps against the ground truth.")
+@click.option("--attributions", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="attributions.npz written by `robustlab genomics attribute`.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The simulated NPZ data set holding the ground truth of the same sequences, in order.")
+@click.option("--positives-only/--all", default=True, show_default=True,
+              help="Score only sequences with a positive first target (as the paper).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for scores.json and auroc.png.")
+def score(attributions: Path, data: Path, positives_only: bool, out: Path) -> None:
+    """Per-sequence AUROC/AUPR of the maps (gradient × input summed over nucleotides) against the motif mask."""
+    import json
+
+    import numpy as np
+
+    from robustlab.common.io import atomic_write_text
+    from robustlab.genomics.data.simulate import SimulatedDataset
+    from robustlab.genomics.interpret import (
+        interpretability_scores,
+        motif_mask,
+        plot_score_distributions,
+        reduce_attribution,
+    )
+
+    with np.load(attributions, allow_pickle=False) as z:
+        if "attributions" not in z.files or "x" not in z.files:
+            raise click.BadParameter("not an attributions file (needs 'attributions' and 'x')",
+                                     param_hint="'--attributions'")
+        maps, x = z["attributions"], z["x"]
+        method = str(z["method"]) if "method" in z.files else "attribution"
+    ds = SimulatedDataset.load_npz(data)
+    if ds.x.shape != x.shape or not np.array_equal(ds.x, x):
+        raise click.UsageError(f"the sequences of {attributions} are not those of {data} (shapes {x.shape} and "
+                               f"{ds.x.shape}, or different bases)")
+    how = "grad_times_input" if method in ("saliency", "smoothgrad", "attribution") else "observed"
+    importance = reduce_attribution(maps, x, how=how)
+    mask, keep = motif_mask(ds.pwm_matrix)
+    rows = ds.y[:, 0] > 0.5 if positives_only else np.ones(len(ds), bool)
+    if not rows.any():
+        raise click.UsageError("no sequence to score (no positives)")
+    s = interpretability_scores(importance[rows], mask[rows], exclude=~keep[rows])
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"method": method, "reduction": how, "n_sequences": int(rows.sum()), "n_skipped": s["n_skipped"],
+              "summary": s["summary"], "auroc": [None if np.isnan(v) else float(v) for v in s["auroc"]],
+              "aupr": [None if np.isnan(v) else float(v) for v in s["aupr"]]}
+    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
+    plot_score_distributions({method: s["auroc"]}, out / "auroc.png")
+    summ = s["summary"]
+    click.echo(f"{method}: interpretability AUROC {summ['auroc']['mean']:.3f} ± {summ['auroc']['std']:.3f}, AUPR "
+               f"{summ['aupr']['mean']:.3f} over {summ['auroc']['n']} sequences -> {out / 'scores.json'}")
+
+
+def _add_recipe_commands() -> None:
+    from robustlab.common.cli import merge_command, reproduce_command
+
+    genomics.add_command(reproduce_command(package="robustlab.genomics"))
+    genomics.add_command(merge_command(package="robustlab.genomics"))
+
+
+_add_recipe_commands()

@@ -49,6 +49,7 @@ KOO2019_OTHERS_SEED = 2019
 
 _FORMAT = "robustlab.genomics.SimulatedDataset/1"
 _MAX_REDRAWS = 1000
+_SPLIT_STREAM = 0x5B11  # separates the split's random stream from the simulation's
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,7 +155,9 @@ class SimulatedDataset:
         n = len(self)
         bounds = np.rint(np.cumsum(f) * n).astype(np.int64)
         bounds[-1] = n
-        order = np.random.default_rng(seed).permutation(n)
+        # A stream of its own: default_rng(seed) would repeat the simulation's draws for the same seed (its
+        # choice of positives), putting every positive in one part.
+        order = np.random.default_rng([seed, _SPLIT_STREAM]).permutation(n)
         return tuple(self.subset(np.sort(part)) for part in np.split(order, bounds[:-1]))
 
     def to_dataset(self):
