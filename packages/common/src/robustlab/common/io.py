@@ -5,11 +5,36 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_path", "atomic_write", "atomic_write_text", "atomic_write_json"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path next to ``path`` for the block to write; renamed over ``path`` when the block succeeds.
+
+    For writers that take a path rather than a file object (``fig.savefig(tmp)``). If the block raises, the
+    temporary file is removed and ``path`` keeps its previous content.
+
+    Args:
+        path: the final file.
+        suffix: the temporary file's suffix; writers that infer the format from it need the real one (".png").
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are ordinary files
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
@@ -17,23 +42,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
 
     A reader never sees a half-written file and a crash leaves the previous content intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are ordinary files
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
 
 
 def _umask() -> int:

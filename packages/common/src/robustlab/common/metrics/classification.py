@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from robustlab.common.arrays import to_numpy
+
 __all__ = [
     "accuracy",
     "balanced_accuracy",
@@ -217,14 +219,9 @@ def aupr(y_true: Any, scores: Any, *, average: str | None = "macro") -> float | 
 # --- helpers -------------------------------------------------------------------------------------------------
 
 
-def _to_numpy(a: Any) -> np.ndarray:
-    if hasattr(a, "detach"):  # a torch tensor, without importing torch here
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)
-
 
 def _as_labels(a: Any, name: str) -> np.ndarray:
-    arr = _to_numpy(a)
+    arr = to_numpy(a)
     if arr.ndim != 1:
         hint = " (pass class indices, e.g. scores.argmax(1))" if arr.ndim == 2 else ""
         raise ValueError(f"{name} must be a 1-D array of class indices, got shape {arr.shape}{hint}")
@@ -256,8 +253,8 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _indicator_and_scores(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     """``(Y, S, binary)``: a 0/1 indicator ``(N, C)`` and scores ``(N, C)`` (``C = 1`` for binary input)."""
-    y = _to_numpy(y_true)
-    s = _to_numpy(scores).astype(np.float64)
+    y = to_numpy(y_true)
+    s = to_numpy(scores).astype(np.float64)
     if s.ndim not in (1, 2):
         raise ValueError(f"scores must be (N,) or (N, C), got shape {s.shape}")
     if len(y) != len(s):

@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 
 from robustlab.common.config import apply_overrides, load_toml
 from robustlab.common.errors import ConfigError, RobustlabError
-from robustlab.common.io import _json_default, atomic_write_json, atomic_write_text
+from robustlab.common.io import _json_default, atomic_path, atomic_write_json, atomic_write_text
 from robustlab.common.recipes.base import Recipe, Table, run_id
 from robustlab.common.recipes.registry import get_recipe
 
@@ -526,11 +525,5 @@ def _plot(recipe: Recipe, results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        recipe.plot(results, Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        recipe.plot(results, tmp)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from robustlab.common.arrays import to_numpy
+
 __all__ = ["plot_attribution_logo", "save_logos", "plot_score_distributions"]
 
 _ALPHABET = ("A", "C", "G", "T")
@@ -57,7 +59,7 @@ def plot_attribution_logo(
     frame = pd.DataFrame(heights.T, columns=list(_ALPHABET))
     logomaker.Logo(frame, ax=ax, color_scheme="classic", flip_below=False)
     if mask is not None:
-        m = _as_numpy(mask).astype(bool).ravel()
+        m = to_numpy(mask).astype(bool).ravel()
         if m.shape != (length,):
             raise ValueError(f"mask must have shape ({length},), got {m.shape}")
         for start, stop in _runs(m):
@@ -102,14 +104,14 @@ def save_logos(
 
     from robustlab.common.io import atomic_write
 
-    a = _as_numpy(attrs)
+    a = to_numpy(attrs)
     if a.ndim not in (2, 3) or len(a) == 0:
         raise ValueError(f"attrs must be a non-empty batch (N, 4, L) or (N, L), got shape {a.shape}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     rows = min(n, len(a))
-    x = None if xs is None else _as_numpy(xs)
-    m = None if masks is None else _as_numpy(masks)
+    x = None if xs is None else to_numpy(xs)
+    m = None if masks is None else to_numpy(masks)
     for name, arr in (("xs", x), ("masks", m)):
         if arr is not None and len(arr) < rows:
             raise ValueError(f"{name} has {len(arr)} sequences, fewer than the {rows} to draw")
@@ -158,7 +160,7 @@ def plot_score_distributions(
         raise ValueError("scores_by_method is empty")
     labels, data = [], []
     for name, values in scores_by_method.items():
-        v = _as_numpy(values).astype(np.float64).ravel()
+        v = to_numpy(values).astype(np.float64).ravel()
         v = v[np.isfinite(v)]
         if v.size == 0:
             raise ValueError(f"method {name!r} has no finite score")
@@ -182,11 +184,11 @@ def plot_score_distributions(
 
 
 def _heights(attr: Any, x: Any) -> np.ndarray:
-    a = _as_numpy(attr).astype(np.float64)
+    a = to_numpy(attr).astype(np.float64)
     if a.ndim == 1:
         if x is None:
             raise ValueError("a per-position importance (L,) needs x= to choose the letters")
-        xs = _as_numpy(x).astype(np.float64)
+        xs = to_numpy(x).astype(np.float64)
         if xs.shape != (4, len(a)):
             raise ValueError(f"x must have shape (4, {len(a)}), got {xs.shape}")
         return a[None, :] * xs
@@ -194,7 +196,7 @@ def _heights(attr: Any, x: Any) -> np.ndarray:
         raise ValueError(f"attr must have shape (4, L) or (L,), got {a.shape}")
     if x is None:
         return a
-    xs = _as_numpy(x).astype(np.float64)
+    xs = to_numpy(x).astype(np.float64)
     if xs.shape != a.shape:
         raise ValueError(f"x must have the shape of attr {a.shape}, got {xs.shape}")
     return a * xs
@@ -205,8 +207,3 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
-
-def _as_numpy(a: Any) -> np.ndarray:
-    if hasattr(a, "detach"):  # a torch tensor, without importing torch here
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from robustlab.common.arrays import to_numpy
 from robustlab.common.metrics import aupr, auroc
 
 __all__ = ["REDUCTIONS", "reduce_attribution", "motif_mask", "interpretability_scores", "summarize_scores"]
@@ -57,14 +58,14 @@ def reduce_attribution(attr: Any, x: Any, *, how: str = "grad_times_input") -> n
     """
     if how not in REDUCTIONS:
         raise ValueError(f"how must be one of {REDUCTIONS}, got {how!r}")
-    a = _to_numpy(attr).astype(np.float64, copy=False)
+    a = to_numpy(attr).astype(np.float64, copy=False)
     if a.ndim not in (2, 3) or a.shape[-2] != 4:
         raise ValueError(f"attr must have shape (N, 4, L) or (4, L), got {a.shape}")
     if how == "sum":
         return a.sum(-2)
     if how == "l2":
         return np.sqrt(np.square(a).sum(-2))
-    xs = _to_numpy(x).astype(np.float64, copy=False)
+    xs = to_numpy(x).astype(np.float64, copy=False)
     if xs.shape != a.shape:
         raise ValueError(f"x must have the shape of attr {a.shape}, got {xs.shape}")
     if how == "grad_times_input":
@@ -95,7 +96,7 @@ def motif_mask(pwm_matrix: Any, *, threshold: float = 0.1) -> tuple[np.ndarray, 
     Shape:
         pwm_matrix: ``(N, 4, L)``; returns two ``(N, L)`` arrays.
     """
-    p = _to_numpy(pwm_matrix).astype(np.float64, copy=False)
+    p = to_numpy(pwm_matrix).astype(np.float64, copy=False)
     if p.ndim != 3 or p.shape[1] != 4:
         raise ValueError(f"pwm_matrix must have shape (N, 4, L), got {p.shape}")
     info = 2.0 + np.sum(p * np.log2(p + 1e-10), axis=1)
@@ -125,8 +126,8 @@ def interpretability_scores(importance: Any, mask: Any, *, exclude: Any = None) 
     Shape:
         importance, mask, exclude: ``(N, L)``.
     """
-    imp = _to_numpy(importance).astype(np.float64, copy=False)
-    m = _to_numpy(mask)
+    imp = to_numpy(importance).astype(np.float64, copy=False)
+    m = to_numpy(mask)
     if imp.ndim != 2:
         raise ValueError(f"importance must have shape (N, L), got {imp.shape} (reduce the channels first)")
     if m.shape != imp.shape:
@@ -167,21 +168,16 @@ def summarize_scores(values: Any) -> dict[str, float | int]:
     Returns:
         ``{"mean", "std", "median", "n"}``; the statistics are NaN when no value is finite.
     """
-    v = _to_numpy(values).astype(np.float64).ravel()
+    v = to_numpy(values).astype(np.float64).ravel()
     v = v[np.isfinite(v)]
     if v.size == 0:
         return {"mean": float("nan"), "std": float("nan"), "median": float("nan"), "n": 0}
     return {"mean": float(v.mean()), "std": float(v.std()), "median": float(np.median(v)), "n": int(v.size)}
 
 
-def _to_numpy(a: Any) -> np.ndarray:
-    if hasattr(a, "detach"):  # a torch tensor, without importing torch here
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)
-
 
 def _check_like(a: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
-    arr = _to_numpy(a)
+    arr = to_numpy(a)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     return arr
