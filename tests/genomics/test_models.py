@@ -16,10 +16,10 @@ ALL = [getattr(models, name) for name in models.__all__]
 
 # Hand-counted parameters of the standard variant (conv: in*out*width + out; dense: in*out + out).
 PARAMS = {
-    # conv1 4*24*19+24, conv2 24*48*3+48, dense 96*96+96, output 96*T+T
-    LocalNet: lambda t: 1848 + 3504 + 9312 + 97 * t,
-    # conv1 1848, conv2 24*32*7+32, conv3 32*48*7+48, conv4 48*64*3+64, dense 192*96+96, output 97*T
-    DistNet: lambda t: 1848 + 5408 + 10800 + 9280 + 18528 + 97 * t,
+    # conv1 4*24*19+24, conv2 24*96*4+96, output 96*T+T
+    LocalNet: lambda t: 1848 + 9312 + 97 * t,
+    # conv1 4*24*7+24, conv2 24*32*6+32, conv3 32*48*6+48, conv4 48*64*4+64, conv5 64*96*4+96, output 97*T
+    DistNet: lambda t: 696 + 4640 + 9264 + 12352 + 24672 + 97 * t,
     # conv1 4*30*19+30, conv2 30*128*5+128, dense 256*512+512, output 513*T
     CNNk: lambda t: 2310 + 19328 + 131584 + 513 * t,
 }
@@ -65,11 +65,14 @@ def test_cnnk_rejects_other_pools(pool):
 def test_layer_sizes_follow_the_papers():
     local, dist = LocalNet(), DistNet()
     assert (local.conv1.out_channels, local.conv1.kernel_size, local.pool1.kernel_size) == (24, (19,), 50)
-    assert local.dense.in_features == 48 * 2 and local.dense.out_features == 96
+    assert (local.conv2.out_channels, local.conv2.kernel_size, local.conv2.padding) == (96, (4,), (0,))
+    assert local.output.in_features == 96
     convs = [m for m in dist.modules() if isinstance(m, nn.Conv1d)]
-    assert [c.out_channels for c in convs] == [24, 32, 48, 64]
-    assert [c.kernel_size[0] for c in convs] == [19, 7, 7, 3]
-    assert dist.dense.in_features == 64 * 3 and dist.dense.out_features == 96
+    assert len(convs) == 5  # the "five convolution layers"
+    assert [c.out_channels for c in convs] == [24, 32, 48, 64, 96]
+    assert [c.kernel_size[0] for c in convs] == [7, 6, 6, 4, 4]
+    assert [m.kernel_size for m in dist.modules() if isinstance(m, nn.MaxPool1d)] == [3, 4, 3]
+    assert dist.output.in_features == 96  # 200 -> 195 -> 65 -> 60 -> 15 -> 12 -> 4 -> 1 position
     cnn = CNNk(pool=50)
     assert (cnn.conv1.out_channels, cnn.conv1.kernel_size, cnn.pool1.kernel_size) == (30, (19,), 50)
     assert (cnn.conv2.out_channels, cnn.conv2.kernel_size, cnn.pool2.kernel_size) == (128, (5,), 2)
@@ -107,7 +110,7 @@ def test_regularized_variant(cls):
     [
         ({"dropout": 1.0}, "dropout"),
         ({"dropout": -0.1}, "dropout"),
-        ({"dropout": (0.1, 0.2)}, "one rate per hidden layer"),
+        ({"dropout": (0.1, 0.2, 0.3, 0.4)}, "one rate per hidden layer"),
         ({"dropout": True}, "dropout"),
         ({"activation": "tanh"}, "activation"),
         ({"num_tasks": 0}, "num_tasks"),
@@ -119,7 +122,7 @@ def test_invalid_arguments(cls, kwargs, match):
         cls(**kwargs)
 
 
-@pytest.mark.parametrize("cls, shortest", [(LocalNet, 100), (DistNet, 72), (CNNk, 100)], ids=lambda c: str(c))
+@pytest.mark.parametrize("cls, shortest", [(LocalNet, 200), (DistNet, 200), (CNNk, 100)], ids=lambda c: str(c))
 def test_other_lengths(cls, shortest):
     for length in (shortest, 1000):
         model = cls(3, length=length)

@@ -1,7 +1,8 @@
 """Layer blocks shared by the genomics CNNs: named so that every variant keeps the same parameter names.
 
 A block is ``conv<i>`` [``bn<i>``] ``act<i>`` [``pool<i>``] [``drop<i>``]; the head is ``flatten``, ``dense``
-[``bn_dense``] ``act_dense`` [``drop_dense``] ``output``. Batch norm and dropout are left out (not replaced by
+[``bn_dense``] ``act_dense`` [``drop_dense``] ``output`` (:func:`dense_head`), or ``flatten``, ``output`` where the
+last convolution already plays the dense layer's part (:func:`output_head`). Batch norm and dropout are left out (not replaced by
 identities) when disabled; the convolutions have a bias only without batch norm, as in the authors' Keras code.
 """
 
@@ -98,3 +99,25 @@ def dense_head(
         layers.append(("drop_dense", nn.Dropout(dropout)))
     layers.append(("output", nn.Linear(hidden, num_tasks)))
     return layers
+
+
+def output_head(features: int, num_tasks: int) -> list[tuple[str, nn.Module]]:
+    """Flatten and the linear output layer (logits), after a last convolution that acts as the hidden layer."""
+    return [("flatten", nn.Flatten()), ("output", nn.Linear(features, num_tasks))]
+
+
+def conv_output_length(length: int, layers: Sequence[tuple[int, bool, int]]) -> int:
+    """Positions left after ``(kernel, same, pool)`` layers: a valid convolution drops ``kernel - 1``, a pool floors."""
+    for kernel, same, pool in layers:
+        length = (length if same else length - kernel + 1) // pool
+        if length < 1:
+            return 0
+    return length
+
+
+def shortest_length(layers: Sequence[tuple[int, bool, int]]) -> int:
+    """The shortest input that leaves at least one position after ``layers``."""
+    length = 1
+    while conv_output_length(length, layers) < 1:
+        length += 1
+    return length

@@ -7,34 +7,45 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from robustlab.genomics.models._blocks import check_positive_int, conv_block, dense_head, dropout_rates
+from robustlab.genomics.models._blocks import (
+    check_positive_int,
+    conv_block,
+    conv_output_length,
+    dropout_rates,
+    output_head,
+    shortest_length,
+)
 
 __all__ = ["DistNet"]
+
+# (kernel, same padding, pool) of conv1 .. conv5
+_LAYERS = ((7, True, 1), (6, False, 3), (6, False, 4), (4, False, 3), (4, False, 1))
 
 
 class DistNet(nn.Sequential):
     """Deep CNN with small pools: first-layer filters tend to learn partial (distributed) motif features.
 
-    Five hidden layers, as in the authors' Keras code for the "CNN-dist" of the same synthetic task (four
-    convolutions and a dense layer; the units 24/32/48/64/96 and dropout 0.1 to 0.5 are one per hidden layer):
+    Five convolution layers, as in the authors' code for the paper (``code/models/DistNet.py`` of the study's
+    repository):
 
-    1. ``conv1``: 24 filters of width 19, same padding; activation; no pooling.
-    2. ``conv2``: 32 filters of width 7, same padding; ReLU; max pool 4.
-    3. ``conv3``: 48 filters of width 7, no padding; ReLU; max pool 4.
-    4. ``conv4``: 64 filters of width 3, no padding; ReLU; max pool 3 (the last partial window kept).
-    5. ``dense``: 96 units, ReLU; then ``output``: ``num_tasks`` logits.
+    1. ``conv1``: 24 filters of width 7, same padding; activation; no pooling.
+    2. ``conv2``: 32 filters of width 6, no padding; ReLU; max pool 3.
+    3. ``conv3``: 48 filters of width 6, no padding; ReLU; max pool 4.
+    4. ``conv4``: 64 filters of width 4, no padding; ReLU; max pool 3.
+    5. ``conv5``: 96 filters of width 4, no padding; ReLU (for ``length=200`` the hidden dense layer).
+    6. ``output``: ``num_tasks`` logits.
 
-    For ``length=200``: 200 → 200 → 50 → 44 → 11 → 9 → 3 positions, 192 features into the dense layer.
+    For ``length=200``: 200 → 195 → 65 → 60 → 15 → 12 → 4 → 1 position, 96 features into the output layer.
 
     The regularized variant of the paper is ``DistNet(dropout=DistNet.paper_dropout, batch_norm=True)`` with L2
     ``1e-6`` as the optimizer's weight decay; the standard variant (the default) has neither.
 
     Args:
         num_tasks: number of outputs.
-        length: input sequence length (at least 72).
-        dropout: dropout after each hidden layer: one rate for all, or five rates (conv1 to conv4, dense);
-            0 disables it.
-        batch_norm: batch normalization after each convolution and the dense layer (before the activation).
+        length: input sequence length (at least 200).
+        dropout: dropout after each hidden layer: one rate for all, or five rates (conv1 to conv5); 0 disables
+            it.
+        batch_norm: batch normalization after each convolution (before the activation).
         activation: first-layer activation, ``"relu"`` (the paper) or ``"exponential"``.
 
     Shape:
@@ -49,8 +60,10 @@ class DistNet(nn.Sequential):
         "Koo, P. K., Qian, S., Kaplun, G., Volf, V., Kalimeris, D. Robust Neural Networks are More Interpretable "
         "for Genomics. bioRxiv 657437, 2019. doi:10.1101/657437"
     )
-    paper_dropout = (0.1, 0.2, 0.3, 0.4, 0.5)
-    """Dropout rates of the regularized variant (conv1 to conv4, dense)."""
+    paper_dropout = (0.2, 0.2, 0.3, 0.4, 0.5)
+    """Dropout rates of the regularized variant (conv1 to conv5)."""
+    shortest = shortest_length(_LAYERS)
+    """The shortest input length the network accepts (200)."""
 
     def __init__(
         self,
@@ -63,22 +76,17 @@ class DistNet(nn.Sequential):
     ) -> None:
         check_positive_int("num_tasks", num_tasks, "DistNet")
         check_positive_int("length", length, "DistNet")
-        after3 = (length // 4 - 6) // 4
-        if after3 < 3:
+        positions = conv_output_length(length, _LAYERS)
+        if positions < 1:
             raise ValueError(
-                f"DistNet: length must be at least 72 (pools of 4, 4, 3 and two unpadded convs), got {length}"
+                f"DistNet: length must be at least {self.shortest} (four unpadded convolutions and pools of 3, 4, "
+                f"3), got {length}"
             )
-        positions = -(-(after3 - 2) // 3)
         p = dropout_rates(dropout, 5, "DistNet")
         bn = bool(batch_norm)
-        super().__init__(
-            OrderedDict(
-                conv_block(1, 4, 24, 19, same=True, batch_norm=bn, act=activation, dropout=p[0])
-                + conv_block(2, 24, 32, 7, same=True, batch_norm=bn, act="relu", dropout=p[1], pool=4)
-                + conv_block(3, 32, 48, 7, same=False, batch_norm=bn, act="relu", dropout=p[2], pool=4)
-                + conv_block(
-                    4, 48, 64, 3, same=False, batch_norm=bn, act="relu", dropout=p[3], pool=3, ceil_pool=True
-                )
-                + dense_head(64 * positions, 96, num_tasks, batch_norm=bn, dropout=p[4])
-            )
-        )
+        blocks = []
+        channels = (4, 24, 32, 48, 64, 96)
+        for i, (kernel, same, pool) in enumerate(_LAYERS):
+            blocks += conv_block(i + 1, channels[i], channels[i + 1], kernel, same=same, batch_norm=bn,
+                                 act=activation if i == 0 else "relu", dropout=p[i], pool=pool)
+        super().__init__(OrderedDict(blocks + output_head(96 * positions, num_tasks)))

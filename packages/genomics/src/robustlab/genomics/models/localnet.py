@@ -7,33 +7,41 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from robustlab.genomics.models._blocks import check_positive_int, conv_block, dense_head, dropout_rates
+from robustlab.genomics.models._blocks import (
+    check_positive_int,
+    conv_block,
+    conv_output_length,
+    dropout_rates,
+    output_head,
+    shortest_length,
+)
 
 __all__ = ["LocalNet"]
+
+_LAYERS = ((19, True, 50), (4, False, 1))  # (kernel, same padding, pool) of conv1 and conv2
 
 
 class LocalNet(nn.Sequential):
     """Shallow CNN with wide first-layer max pooling (pool 50), so first-layer filters learn whole motifs.
 
-    Layers (as in the authors' Keras code for the "CNN-local" of the same synthetic task):
+    Layers, as in the authors' code for the paper (``code/models/LocalNet.py`` of the study's repository):
 
     1. ``conv1``: 24 filters of width 19, same padding; activation; max pool 50.
-    2. ``conv2``: 48 filters of width 3, same padding; ReLU; max pool 2.
-    3. ``dense``: 96 units, ReLU.
-    4. ``output``: ``num_tasks`` logits.
+    2. ``conv2``: 96 filters of width 4, no padding; ReLU. For ``length=200`` it spans the 4 pooled positions
+       and acts as the hidden dense layer.
+    3. ``output``: ``num_tasks`` logits.
 
-    For ``length=200``: 200 → 4 → 2 positions, 96 features into the dense layer. The issue describes LocalNet by
-    its first layer only; the small second convolution follows the authors' code.
+    For ``length=200``: 200 → 4 → 1 position, 96 features into the output layer; longer inputs leave more
+    positions, which are flattened.
 
     The regularized variant of the paper is ``LocalNet(dropout=LocalNet.paper_dropout, batch_norm=True)`` with L2
     ``1e-6`` as the optimizer's weight decay; the standard variant (the default) has neither.
 
     Args:
         num_tasks: number of outputs (1 for the binary ``koo2019`` task, 12 for ``koo_eddy2019``).
-        length: input sequence length (at least 100).
-        dropout: dropout after each hidden layer: one rate for all, or three rates (conv1, conv2, dense);
-            0 disables it.
-        batch_norm: batch normalization after each convolution and the dense layer (before the activation).
+        length: input sequence length (at least 200).
+        dropout: dropout after each hidden layer: one rate for all, or two rates (conv1, conv2); 0 disables it.
+        batch_norm: batch normalization after each convolution (before the activation).
         activation: first-layer activation, ``"relu"`` (the paper) or ``"exponential"`` (Koo & Ploenzke 2021).
 
     Shape:
@@ -48,8 +56,10 @@ class LocalNet(nn.Sequential):
         "Koo, P. K., Qian, S., Kaplun, G., Volf, V., Kalimeris, D. Robust Neural Networks are More Interpretable "
         "for Genomics. bioRxiv 657437, 2019. doi:10.1101/657437"
     )
-    paper_dropout = (0.1, 0.2, 0.5)
-    """Dropout rates of the regularized variant (conv1, conv2, dense)."""
+    paper_dropout = (0.2, 0.5)
+    """Dropout rates of the regularized variant (conv1, conv2)."""
+    shortest = shortest_length(_LAYERS)
+    """The shortest input length the network accepts (200)."""
 
     def __init__(
         self,
@@ -62,15 +72,18 @@ class LocalNet(nn.Sequential):
     ) -> None:
         check_positive_int("num_tasks", num_tasks, "LocalNet")
         check_positive_int("length", length, "LocalNet")
-        positions = length // 50 // 2
+        positions = conv_output_length(length, _LAYERS)
         if positions < 1:
-            raise ValueError(f"LocalNet: length must be at least 100 (pools of 50 and 2), got {length}")
-        p = dropout_rates(dropout, 3, "LocalNet")
+            raise ValueError(
+                f"LocalNet: length must be at least {self.shortest} (pool 50, then a width-4 convolution), "
+                f"got {length}"
+            )
+        p = dropout_rates(dropout, 2, "LocalNet")
         bn = bool(batch_norm)
         super().__init__(
             OrderedDict(
                 conv_block(1, 4, 24, 19, same=True, batch_norm=bn, act=activation, dropout=p[0], pool=50)
-                + conv_block(2, 24, 48, 3, same=True, batch_norm=bn, act="relu", dropout=p[1], pool=2)
-                + dense_head(48 * positions, 96, num_tasks, batch_norm=bn, dropout=p[2])
+                + conv_block(2, 24, 96, 4, same=False, batch_norm=bn, act="relu", dropout=p[1])
+                + output_head(96 * positions, num_tasks)
             )
         )
