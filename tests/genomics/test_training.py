@@ -85,11 +85,16 @@ def test_adversarial_attack_stays_within_eps_and_has_warmup():
     config = TrainConfig(adv_eps=0.2, adv_steps=3, adv_warmup_epochs=2)
     regime = build_regime("adversarial", model, config)
     assert isinstance(regime, AdversarialTraining) and regime.fraction == 0.5
-    assert regime.attack.bounds is None
+    assert regime.attack.bounds == (0.0, 1.0) and regime.attack.random_start is False
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (8, 200)), 4).permute(0, 2, 1).float()
     y = torch.ones(8, 1)
     x_adv = regime.attack(x, y)
     assert (x_adv - x).abs().max() <= 0.2 + 1e-6 and (x_adv - x).abs().max() > 0
+    # clipped to [0, 1] as in the authors' code: observed bases only go down, the others only up
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert (x_adv[x == 1] <= 1).all() and (x_adv[x == 0] >= 0).all() and (x_adv[x == 1] < 1).any()
+    unbounded = build_regime("adversarial", model, TrainConfig(adv_bounds=None, adv_steps=3))
+    assert unbounded.attack.bounds is None and (unbounded.attack(x, y) > 1).any()
     assert regime.schedule.factor(0, 0, 10, 10) == 0.0 and regime.schedule.factor(1, 9, 10, 10) == 0.0
     assert regime.schedule.factor(2, 0, 10, 10) == 1.0
     regime.on_epoch_start(model, FitState(epoch=0, epochs=10, steps_per_epoch=10))

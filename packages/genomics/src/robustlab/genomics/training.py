@@ -4,8 +4,9 @@
 - ``regularized``: dropout (the model's ``paper_dropout``) + batch normalization + L2 ``1e-6`` (as Adam's
   weight decay), all three together.
 - ``noise``: Gaussian input noise ``N(0, 0.1)`` added to every training batch.
-- ``adversarial``: PGD (L-inf, ``eps=0.2``) on half of every batch after clean warm-up epochs. One-hot DNA is
-  attacked in its own units without bounds, as in the paper.
+- ``adversarial``: PGD (L-inf, ``eps=0.2``, no random start) on half of every batch after clean warm-up epochs.
+  One-hot DNA is attacked in its own units and each step is clipped to ``[0, 1]``, as in the authors' code (an
+  observed nucleotide can only go down, the other three only up).
 
 Every variant trains with :func:`robustlab.common.engine.fit` and a binary cross-entropy on logits, which serves
 the binary ``(N, 1)`` task and the multi-label ``(N, 12)`` task alike.
@@ -45,6 +46,7 @@ class TrainConfig:
         noise_std: standard deviation of the Gaussian input noise of the ``noise`` variant.
         adv_eps: L-inf budget of the ``adversarial`` variant, in one-hot units.
         adv_steps: PGD steps (step size ``2.5 * eps / steps``).
+        adv_bounds: the range each attacked input is clipped to (None: unbounded).
         adv_warmup_epochs: clean epochs before the attack starts (then the full budget, no further ramp).
         adv_fraction: fraction of each batch made adversarial.
         patience: early-stopping patience on validation AUROC; None trains every epoch (``best.pt`` and the
@@ -59,6 +61,7 @@ class TrainConfig:
     noise_std: float = 0.1
     adv_eps: float = 0.2
     adv_steps: int = 20
+    adv_bounds: tuple[float, float] | None = (0.0, 1.0)
     adv_warmup_epochs: int = 20
     adv_fraction: float = 0.5
     patience: int | None = None
@@ -120,7 +123,7 @@ def build_regime(variant: str, model: nn.Module, config: TrainConfig):
     if variant == "noise":
         return GaussianNoise(config.noise_std, loss=_bce)
     # The attack maximizes the summed loss (the gradient's sign is all that counts for L-inf steps).
-    attack = PGD(model, eps=config.adv_eps, steps=config.adv_steps,
+    attack = PGD(model, eps=config.adv_eps, steps=config.adv_steps, random_start=False, bounds=config.adv_bounds,
                  loss=nn.BCEWithLogitsLoss(reduction="sum"))
     return AdversarialTraining(attack, fraction=config.adv_fraction,
                                schedule=EpsRamp(warmup_epochs=config.adv_warmup_epochs, ramp_epochs=0),
