@@ -133,3 +133,27 @@ def test_attribute_with_the_wrong_arch_fails_cleanly(pipeline):
     result = invoke("attribute", "--checkpoint", tmp / "model" / "best.pt", "--arch", "distnet", "--fasta",
                     tmp / "s.fa", "--out", tmp / "y")
     assert result.exit_code != 0 and "does not fit" in (result.output + str(result.exception))
+
+
+@pytest.mark.parametrize("method", ["gradient_times_input", "integrated_gradients", "expected_gradients",
+                                    "smoothgrad"])
+def test_every_attribution_method_through_attribute_and_score(pipeline, method):
+    import json
+
+    tmp = pipeline[0]
+    attr = invoke("attribute", "--checkpoint", tmp / "model" / "best.pt", "--arch", "localnet", "--variant",
+                  "adversarial", "--fasta", tmp / "s.fa", "--method", method, "--logos", 0, "--out", tmp / method)
+    assert attr.exit_code == 0, attr.output
+    with np.load(tmp / method / "attributions.npz") as z:
+        maps, x = z["attributions"], z["x"]
+        assert str(z["method"]) == method and maps.shape == (300, 4, 200) and np.isfinite(maps).all()
+    if method in ("gradient_times_input", "integrated_gradients"):  # x input (zero baseline): 0 off the sequence
+        assert np.all(maps[x == 0] == 0) and np.abs(maps).sum() > 0
+    if method == "expected_gradients":  # (x - random one-hot baseline) x gradient: nonzero off the sequence too
+        assert np.abs(maps[x == 0]).sum() > 0
+    score = invoke("score", "--attributions", tmp / method / "attributions.npz", "--data", tmp / "d.npz",
+                   "--out", tmp / f"{method}-score")
+    assert score.exit_code == 0, score.output
+    report = json.loads((tmp / f"{method}-score" / "scores.json").read_text())
+    assert report["reduction"] == ("grad_times_input" if method == "smoothgrad" else "observed")
+    assert 0.0 <= report["summary"]["auroc"]["mean"] <= 1.0

@@ -63,7 +63,7 @@ def simulate(task: str, n: int | None, seed: int, length: int, out: Path) -> Non
 
 _ARCHS = ("localnet", "distnet", "cnnk")
 _VARIANTS = ("standard", "regularized", "noise", "adversarial")
-_METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradients")
+_METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradients", "expected_gradients")
 
 
 @genomics.command(short_help="Train a CNN with one of the four training variants.")
@@ -124,7 +124,8 @@ def train(data: Path, arch: str, variant: str, epochs: int, batch_size: int, lr:
 @click.option("--fasta", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Sequences of one length (the model's).")
 @click.option("--method", type=click.Choice(_METHODS), default="saliency", show_default=True,
-              help="Attribution method (signed gradients for saliency and SmoothGrad).")
+              help="Attribution method (signed gradients for saliency and SmoothGrad; expected gradients against "
+                   "100 random one-hot sequences, as the authors' random baselines).")
 @click.option("--target", type=click.IntRange(min=0), default=0, show_default=True, help="The output explained.")
 @click.option("--logos", type=click.IntRange(min=0), default=4, show_default=True,
               help="Draw logos of this many first sequences (0: none).")
@@ -157,10 +158,18 @@ def attribute(checkpoint: Path, arch: str, variant: str, fasta: Path, method: st
         raise click.UsageError(str(e)) from None
     load_weights(model, checkpoint)
     model.eval()
+    generator = torch.Generator().manual_seed(0)
+
+    def expected_gradients():
+        random_refs = torch.nn.functional.one_hot(torch.randint(0, 4, (100, length), generator=generator), 4)
+        eg = attribution.ExpectedGradients(model, n_samples=50, generator=generator)
+        return lambda x, t: eg(x, t, baselines=random_refs.permute(0, 2, 1).float())
+
     methods = {"saliency": lambda: attribution.Saliency(model, abs=False),
                "smoothgrad": lambda: attribution.SmoothGrad(model, n_samples=20, base="gradient"),
                "gradient_times_input": lambda: attribution.GradientTimesInput(model),
-               "integrated_gradients": lambda: attribution.IntegratedGradients(model)}
+               "integrated_gradients": lambda: attribution.IntegratedGradients(model),
+               "expected_gradients": expected_gradients}
     torch.manual_seed(0)
     explain = methods[method]()
     maps = torch.cat([explain(c, target).detach() for c in torch.as_tensor(seqs.x).split(256)]).numpy()
