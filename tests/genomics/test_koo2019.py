@@ -19,13 +19,20 @@ def test_grid_covers_archs_variants_sizes_and_seeds():
     assert len(specs) == 2 * 4 * 2 * PROFILES["paper"].seeds
     assert {s["arch"] for s in specs} == {"localnet", "distnet"} and {s["dataset"] for s in specs} == {"small", "large"}
     assert (PROFILES["paper"].n_small, PROFILES["paper"].n_large) == (10000, 30000)
-    assert PROFILES["paper"].adv_steps == 20 and PROFILES["paper"].adv_warmup_epochs == 20
-    assert PROFILES["quick"].adv_steps == 5 and PROFILES["smoke"].epochs == 1 and PROFILES["smoke"].seeds == 1
+    paper, quick = PROFILES["paper"], PROFILES["quick"]
+    assert paper.adv_steps == 20 and paper.warmup_for("small") == paper.warmup_for("large") == 20
+    assert (quick.n_small, quick.n_large) == (10000, 30000) and quick.seeds >= 2
+    assert quick.epochs_for("large") < quick.epochs_for("small") and quick.warmup_for("large") >= 1
+    assert PROFILES["smoke"].epochs == 1 and PROFILES["smoke"].seeds == 1
 
 
 def test_bad_profiles_are_refused():
     with pytest.raises(ValueError, match="unknown"):
         Koo2019Profile(archs=("resnet",))
+    with pytest.raises(ValueError, match="adv_warmup"):
+        Koo2019Profile(adv_warmup=1.5)
+    with pytest.raises(ValueError, match="epochs_large"):
+        Koo2019Profile(epochs_large=0)
 
 
 def test_smoke_reproduce_writes_the_results(tmp_path):
@@ -51,3 +58,38 @@ def test_unknown_recipe_exits_2(tmp_path):
 
     result = CliRunner().invoke(genomics, ["reproduce", "khalooei2022_moons", "--out", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def _fake_results(values):
+    """Run records with only the saliency interpretability AUROC, ``values[(dataset, arch, variant)] = [per seed]``."""
+    return [{"spec": {"cell": f"{d}/{a}/{v}", "dataset": d, "arch": a, "variant": v, "seed": s, "id": f"{d}{a}{v}{s}"},
+             "metrics": {m: 0.5 for m in METRICS} | {"saliency_auroc": x}}
+            for (d, a, v), xs in values.items() for s, x in enumerate(xs)]
+
+
+def test_claims_are_measured_on_the_means_with_the_seeds_counted():
+    from robustlab.genomics.recipes.koo2019 import summarize
+
+    p = Koo2019Profile(datasets=("small",))
+    results = _fake_results({
+        ("small", "localnet", "standard"): [0.70, 0.68],
+        ("small", "distnet", "standard"): [0.65, 0.69],   # lower on the mean, in 1 of 2 seeds
+        ("small", "distnet", "noise"): [0.64, 0.72],      # higher on the mean, in 1 of 2 seeds
+        ("small", "distnet", "adversarial"): [0.60, 0.61],
+    })
+    notes = "\n".join(summarize(results, p).notes)
+    assert "Claim 1 (small): deep CNN's standard-training saliency interpretability AUROC 0.670 vs shallow 0.690: " \
+           "reproduced on the means (lower in 1 of 2 seeds)" in notes
+    assert "noise 0.680 (higher in 1 of 2 seeds), adversarial 0.605 (higher in 0 of 2 seeds): reproduced" in notes
+
+    results = _fake_results({
+        ("small", "localnet", "standard"): [0.60, 0.61],
+        ("small", "distnet", "standard"): [0.65, 0.69],
+        ("small", "distnet", "noise"): [0.64, 0.66],
+    })
+    notes = "\n".join(summarize(results, p).notes)
+    assert "vs shallow 0.605: NOT reproduced" in notes and "noise 0.650 (higher in 0 of 2 seeds): NOT reproduced" in notes
+    table = summarize(results, p)
+    measured = {r["cell"]: r["measured_direction"] for r in table.records}
+    assert measured["small/distnet/standard"] == "NO (0.670 vs 0.605)"
+    assert measured["small/distnet/noise"] == "NO (0.650 vs 0.670)"
