@@ -21,7 +21,7 @@ $(STAMP): $(wildcard packages/*/pyproject.toml) Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/robustlab reproduce khalooei2022_moons --profile quick --out $(OUT)/khalooei2022_moons
+	$(BIN)/robustlab genomics reproduce koo2019 --profile quick --out $(OUT)/koo2019
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_integrated_gradients.py --threads 1
 	$(BIN)/python benchmarks/bench_engine.py --threads 1
 	$(BIN)/python benchmarks/mnist_robust_training.py --threads 1
+	$(BIN)/python benchmarks/bench_genomics_data.py
+	$(BIN)/python benchmarks/bench_genomics_saliency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
