@@ -324,7 +324,10 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values]
             ax.bar(xs + (k - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=2, label=method)
         ax.set_xticks(xs, [f"{a}\n{v}" for a, v in cells], fontsize=7)
-        ax.set_ylim(0, 1)
+        ax.axhline(0.5, color="0.5", lw=0.8, ls="--")  # a map that ranks motif positions at random
+        lowest = np.nanmin([float(r["metrics"][f"{m}_auroc"]) for r in results for m in ("saliency", "smoothgrad")
+                            if r["spec"]["dataset"] == dataset] or [0.5])
+        ax.set_ylim(min(0.45, lowest - 0.05), 1.0)
         ax.set_ylabel("interpretability AUROC (mean over positives)")
         ax.set_title(f"{dataset} data set", fontsize=9)
         ax.legend(fontsize=7)
