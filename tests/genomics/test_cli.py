@@ -110,6 +110,8 @@ def test_score_writes_json_and_plot(pipeline):
     report = json.loads((tmp / "score" / "scores.json").read_text())
     assert report["n_sequences"] == 150 and 0.0 <= report["summary"]["auroc"]["mean"] <= 1.0
     assert (tmp / "score" / "auroc.png").is_file()
+    assert (tmp / "score" / "logos.png").stat().st_size > 0  # logos beside the true motif positions
+    assert "logos" in score.output
 
 
 @pytest.mark.parametrize("args", [

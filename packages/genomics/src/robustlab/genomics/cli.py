@@ -192,9 +192,11 @@ def attribute(checkpoint: Path, arch: str, variant: str, fasta: Path, method: st
               help="The simulated NPZ data set holding the ground truth of the same sequences, in order.")
 @click.option("--positives-only/--all", default=True, show_default=True,
               help="Score only sequences with a positive first target (as the paper).")
+@click.option("--logos", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Draw logos of this many first scored sequences beside their true motif positions (0: none).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for scores.json and auroc.png.")
-def score(attributions: Path, data: Path, positives_only: bool, out: Path) -> None:
+              help="Folder for scores.json, auroc.png and logos.png.")
+def score(attributions: Path, data: Path, positives_only: bool, logos: int, out: Path) -> None:
     """Per-sequence AUROC/AUPR of the maps (gradient × input summed over nucleotides) against the motif mask."""
     import json
 
@@ -207,6 +209,7 @@ def score(attributions: Path, data: Path, positives_only: bool, out: Path) -> No
         motif_mask,
         plot_score_distributions,
         reduce_attribution,
+        save_logos,
     )
 
     with np.load(attributions, allow_pickle=False) as z:
@@ -232,9 +235,15 @@ def score(attributions: Path, data: Path, positives_only: bool, out: Path) -> No
               "aupr": [None if np.isnan(v) else float(v) for v in s["aupr"]]}
     atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
     plot_score_distributions({method: s["auroc"]}, out / "auroc.png")
+    if logos:
+        picked = np.flatnonzero(rows)[:logos]
+        save_logos(maps[picked], x[picked] if how == "grad_times_input" else None, ds.mask[picked],
+                   out / "logos.png", n=len(picked),
+                   titles=[f"sequence {i}: AUROC {s['auroc'][k]:.2f}" for k, i in enumerate(picked)])
     summ = s["summary"]
     click.echo(f"{method}: interpretability AUROC {summ['auroc']['mean']:.3f} ± {summ['auroc']['std']:.3f}, AUPR "
-               f"{summ['aupr']['mean']:.3f} over {summ['auroc']['n']} sequences -> {out / 'scores.json'}")
+               f"{summ['aupr']['mean']:.3f} over {summ['auroc']['n']} sequences -> {out / 'scores.json'}"
+               + (f", logos -> {out / 'logos.png'}" if logos else ""))
 
 
 def _add_recipe_commands() -> None:
