@@ -21,7 +21,7 @@ $(STAMP): $(wildcard packages/*/pyproject.toml) Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/robustlab genomics reproduce koo2019 --profile quick --out $(OUT)/koo2019
+	$(BIN)/robustlab genomics reproduce koo2019 --profile quick --threads 1 --out $(OUT)/koo2019
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
