@@ -2,13 +2,14 @@
 
 A block is ``conv<i>`` [``bn<i>``] ``act<i>`` [``pool<i>``] [``drop<i>``]; the head is ``flatten``, ``dense``
 [``bn_dense``] ``act_dense`` [``drop_dense``] ``output`` (:func:`dense_head`), or ``flatten``, ``output`` where the
-last convolution already plays the dense layer's part (:func:`output_head`). Batch norm and dropout are left out (not replaced by
+last convolution already plays the dense layer's part (:func:`conv_stack`). Batch norm and dropout are left out (not replaced by
 identities) when disabled; the convolutions have a bias only without batch norm, as in the authors' Keras code.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -65,7 +66,6 @@ def conv_block(
     act: str,
     dropout: float,
     pool: int = 1,
-    ceil_pool: bool = False,
 ) -> list[tuple[str, nn.Module]]:
     """Convolution (``same``: zero padding ``(kernel - 1) // 2``, else none), batch norm, activation, pool, dropout."""
     layers: list[tuple[str, nn.Module]] = [
@@ -78,7 +78,7 @@ def conv_block(
         layers.append((f"bn{i}", nn.BatchNorm1d(cout)))
     layers.append((f"act{i}", activation(act)))
     if pool > 1:
-        layers.append((f"pool{i}", nn.MaxPool1d(pool, ceil_mode=ceil_pool)))
+        layers.append((f"pool{i}", nn.MaxPool1d(pool)))
     if dropout > 0:
         layers.append((f"drop{i}", nn.Dropout(dropout)))
     return layers
@@ -101,23 +101,50 @@ def dense_head(
     return layers
 
 
-def output_head(features: int, num_tasks: int) -> list[tuple[str, nn.Module]]:
-    """Flatten and the linear output layer (logits), after a last convolution that acts as the hidden layer."""
-    return [("flatten", nn.Flatten()), ("output", nn.Linear(features, num_tasks))]
-
-
-def conv_output_length(length: int, layers: Sequence[tuple[int, bool, int]]) -> int:
-    """Positions left after ``(kernel, same, pool)`` layers: a valid convolution drops ``kernel - 1``, a pool floors."""
-    for kernel, same, pool in layers:
+def conv_output_length(length: int, layers: Sequence[tuple[int, int, bool, int]]) -> int:
+    """Positions left after ``(filters, kernel, same, pool)`` layers: a valid convolution drops ``kernel - 1``, a
+    pool floors."""
+    for _, kernel, same, pool in layers:
         length = (length if same else length - kernel + 1) // pool
         if length < 1:
             return 0
     return length
 
 
-def shortest_length(layers: Sequence[tuple[int, bool, int]]) -> int:
+def shortest_length(layers: Sequence[tuple[int, int, bool, int]]) -> int:
     """The shortest input that leaves at least one position after ``layers``."""
     length = 1
     while conv_output_length(length, layers) < 1:
         length += 1
     return length
+
+
+def conv_stack(
+    model: str,
+    layers: Sequence[tuple[int, int, bool, int]],
+    num_tasks: int,
+    *,
+    length: int,
+    dropout: float | Sequence[float],
+    batch_norm: bool,
+    activation: str,
+) -> OrderedDict[str, nn.Module]:
+    """Convolution blocks ``(filters, kernel, same, pool)`` on one-hot input, then ``flatten`` and the ``output``
+    layer (logits); the last convolution plays the hidden dense layer's part. ``activation`` is the first layer's,
+    ReLU follows the others; ``dropout`` is one rate or one per convolution. Checks the arguments, naming
+    ``model`` and, for too short an input, the shortest length the layers accept."""
+    check_positive_int("num_tasks", num_tasks, model)
+    check_positive_int("length", length, model)
+    positions = conv_output_length(length, layers)
+    if positions < 1:
+        raise ValueError(f"{model}: length must be at least {shortest_length(layers)} (its convolutions and pools "
+                         f"leave no position for a shorter input), got {length}")
+    rates = dropout_rates(dropout, len(layers), model)
+    blocks: list[tuple[str, nn.Module]] = []
+    channels = 4
+    for i, (filters, kernel, same, pool) in enumerate(layers):
+        blocks += conv_block(i + 1, channels, filters, kernel, same=same, batch_norm=bool(batch_norm),
+                             act=activation if i == 0 else "relu", dropout=rates[i], pool=pool)
+        channels = filters
+    blocks += [("flatten", nn.Flatten()), ("output", nn.Linear(channels * positions, num_tasks))]
+    return OrderedDict(blocks)

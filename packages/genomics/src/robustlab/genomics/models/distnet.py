@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from torch import nn
 
-from robustlab.genomics.models._blocks import (
-    check_positive_int,
-    conv_block,
-    conv_output_length,
-    dropout_rates,
-    output_head,
-    shortest_length,
-)
+from robustlab.genomics.models._blocks import conv_stack, shortest_length
 
 __all__ = ["DistNet"]
 
-# (kernel, same padding, pool) of conv1 .. conv5
-_LAYERS = ((7, True, 1), (6, False, 3), (6, False, 4), (4, False, 3), (4, False, 1))
+# (filters, kernel, same padding, pool) of conv1 .. conv5
+_LAYERS = ((24, 7, True, 1), (32, 6, False, 3), (48, 6, False, 4), (64, 4, False, 3), (96, 4, False, 1))
 
 
 class DistNet(nn.Sequential):
@@ -74,19 +66,5 @@ class DistNet(nn.Sequential):
         batch_norm: bool = False,
         activation: str = "relu",
     ) -> None:
-        check_positive_int("num_tasks", num_tasks, "DistNet")
-        check_positive_int("length", length, "DistNet")
-        positions = conv_output_length(length, _LAYERS)
-        if positions < 1:
-            raise ValueError(
-                f"DistNet: length must be at least {self.shortest} (four unpadded convolutions and pools of 3, 4, "
-                f"3), got {length}"
-            )
-        p = dropout_rates(dropout, 5, "DistNet")
-        bn = bool(batch_norm)
-        blocks = []
-        channels = (4, 24, 32, 48, 64, 96)
-        for i, (kernel, same, pool) in enumerate(_LAYERS):
-            blocks += conv_block(i + 1, channels[i], channels[i + 1], kernel, same=same, batch_norm=bn,
-                                 act=activation if i == 0 else "relu", dropout=p[i], pool=pool)
-        super().__init__(OrderedDict(blocks + output_head(96 * positions, num_tasks)))
+        super().__init__(conv_stack("DistNet", _LAYERS, num_tasks, length=length, dropout=dropout,
+                                    batch_norm=batch_norm, activation=activation))

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from torch import nn
 
-from robustlab.genomics.models._blocks import (
-    check_positive_int,
-    conv_block,
-    conv_output_length,
-    dropout_rates,
-    output_head,
-    shortest_length,
-)
+from robustlab.genomics.models._blocks import conv_stack, shortest_length
 
 __all__ = ["LocalNet"]
 
-_LAYERS = ((19, True, 50), (4, False, 1))  # (kernel, same padding, pool) of conv1 and conv2
+_LAYERS = ((24, 19, True, 50), (96, 4, False, 1))  # (filters, kernel, same padding, pool) of conv1 and conv2
 
 
 class LocalNet(nn.Sequential):
@@ -70,20 +62,5 @@ class LocalNet(nn.Sequential):
         batch_norm: bool = False,
         activation: str = "relu",
     ) -> None:
-        check_positive_int("num_tasks", num_tasks, "LocalNet")
-        check_positive_int("length", length, "LocalNet")
-        positions = conv_output_length(length, _LAYERS)
-        if positions < 1:
-            raise ValueError(
-                f"LocalNet: length must be at least {self.shortest} (pool 50, then a width-4 convolution), "
-                f"got {length}"
-            )
-        p = dropout_rates(dropout, 2, "LocalNet")
-        bn = bool(batch_norm)
-        super().__init__(
-            OrderedDict(
-                conv_block(1, 4, 24, 19, same=True, batch_norm=bn, act=activation, dropout=p[0], pool=50)
-                + conv_block(2, 24, 96, 4, same=False, batch_norm=bn, act="relu", dropout=p[1])
-                + output_head(96 * positions, num_tasks)
-            )
-        )
+        super().__init__(conv_stack("LocalNet", _LAYERS, num_tasks, length=length, dropout=dropout,
+                                    batch_norm=batch_norm, activation=activation))
