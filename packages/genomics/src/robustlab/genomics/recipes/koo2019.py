@@ -218,14 +218,15 @@ _DIRECTIONS = {
 }
 
 
-def _mean(results: list[dict[str, Any]], cell: str, metric: str) -> float | None:
-    values = [float(r["metrics"][metric]) for r in results if r["spec"]["cell"] == cell and metric in r["metrics"]]
-    return sum(values) / len(values) if values else None
-
-
 def _by_seed(results: list[dict[str, Any]], cell: str, metric: str) -> dict[int, float]:
+    """``metric`` of each run of ``cell`` (one per seed), by seed."""
     return {int(r["spec"]["seed"]): float(r["metrics"][metric]) for r in results
             if r["spec"]["cell"] == cell and metric in r["metrics"]}
+
+
+def _mean(results: list[dict[str, Any]], cell: str, metric: str) -> float | None:
+    values = list(_by_seed(results, cell, metric).values())
+    return sum(values) / len(values) if values else None
 
 
 def _seeds_agreeing(results: list[dict[str, Any]], cell: str, ref_cell: str, metric: str, higher: bool) -> str:
