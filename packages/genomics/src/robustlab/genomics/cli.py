@@ -161,9 +161,10 @@ def attribute(checkpoint: Path, arch: str, variant: str, fasta: Path, method: st
     generator = torch.Generator().manual_seed(0)
 
     def expected_gradients():
-        random_refs = torch.nn.functional.one_hot(torch.randint(0, 4, (100, length), generator=generator), 4)
+        refs = torch.nn.functional.one_hot(torch.randint(0, 4, (100, length), generator=generator), 4)
+        refs = refs.permute(0, 2, 1).float()
         eg = attribution.ExpectedGradients(model, n_samples=50, generator=generator)
-        return lambda x, t: eg(x, t, baselines=random_refs.permute(0, 2, 1).float())
+        return lambda x, t: eg(x, t, baselines=refs)
 
     methods = {"saliency": lambda: attribution.Saliency(model, abs=False),
                "smoothgrad": lambda: attribution.SmoothGrad(model, n_samples=20, base="gradient"),
