@@ -14,8 +14,9 @@ $(STAMP): $(wildcard packages/*/pyproject.toml) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet $(foreach p,$(PACKAGES),-e "$(p)[test]")
-	# a cross-check only; --no-deps because it would pull torchvision
-	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1
+	# cross-checks only; --no-deps because torchattacks would pull torchvision, and shadow-ssml asks for a bare
+	# torch (a CUDA build) while it only needs the torch and NumPy already here
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1 shadow-ssml==1.0.3
 	touch $(STAMP)
 
 install: $(STAMP)

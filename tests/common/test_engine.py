@@ -48,7 +48,7 @@ def test_fit_learns_and_writes_logs_and_checkpoints(tmp_path):
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"epoch", "train_loss", "val_loss", "val_accuracy"} <= set(header)
     ckpt = load_checkpoint(tmp_path / "last.pt")
-    assert ckpt["epoch"] == 4 and set(ckpt) >= {"model", "optimizer", "rng", "regime", "history"}
+    assert ckpt["epoch"] == 4 and set(ckpt) >= {"model", "optimizers", "rng", "regime", "history", "networks"}
     assert load_checkpoint(tmp_path / "best.pt")["epoch"] == res.best_epoch
     assert not list(tmp_path.glob("*.tmp")), "temporary files must not be left behind"
 
@@ -324,7 +324,7 @@ def test_ddp_two_processes_match_one_process(tmp_path, regime):
 
 
 def test_ddp_requires_divisible_global_batch(monkeypatch):
-    from robustlab.common.engine import _Distributed
+    from robustlab.common._distributed import Distributed as _Distributed
 
     d = _Distributed.__new__(_Distributed)
     d.world, d.rank, d.created = 2, 0, False

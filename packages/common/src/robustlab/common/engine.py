@@ -1,14 +1,20 @@
 """The one training loop: :func:`fit` and :func:`evaluate`, with checkpoints, resume, early stopping and DDP.
 
-Every regime (ERM, noise injection, adversarial training, TRADES, and the semi-supervised, distillation and
-noisy-label regimes of the domain packages) runs through :func:`fit`; what differs between them lives in the
-regime (``regime(model, batch) -> loss`` plus hooks), never in a second loop.
+Every regime (ERM, noise injection, adversarial and fast adversarial training, TRADES, mean teacher, VAT, EAAT,
+distillation, co-teaching, GANs, pruning) runs through :func:`fit`; what differs between them lives in the
+regime (``regime(model, batch) -> loss``, its networks, optimizers, step and hooks: see
+:mod:`robustlab.common.regimes.base`), never in a second loop.
+
+Batches are dicts: ``x``, ``y``, and optionally ``index`` (the sample's position in its dataset, served by
+:class:`~robustlab.common.data.ArrayDataset`; per-sample state is keyed by it), ``mask``, ``meta``, and
+``unlabeled`` (the batch of the unlabelled loader, a dict with ``x`` and ``index``).
 
 Files written to ``out_dir`` (each atomically: a temporary file, then a rename):
 
-- ``last.pt``: model, optimizer, scheduler, AMP scaler, regime state, RNG states, epoch, early-stopping state and
-  the metric history, after every epoch; ``fit(..., resume=True)`` continues from it.
-- ``best.pt``: the model weights of the best epoch on the monitored validation metric.
+- ``last.pt``: model, the regime's networks, optimizers, scheduler, AMP scaler, regime state, the random states
+  (global and each loader's own generator), epoch, early-stopping state and the metric history, after every
+  epoch; ``fit(..., resume=True)`` continues from it, bit-identically on the CPU.
+- ``best.pt``: the model, networks and regime state of the best epoch on the monitored validation metric.
 - ``metrics.jsonl`` and ``metrics.csv``: one row per epoch.
 """
 
@@ -17,26 +23,39 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DistributedSampler
 
-from robustlab.common.checkpoint import load_weights, rng_state, save_checkpoint, set_rng_state
-from robustlab.common.errors import ConfigError, NonFiniteLossError
+from robustlab.common._distributed import Distributed
+from robustlab.common.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from robustlab.common.errors import CheckpointError, ConfigError
 from robustlab.common.io import atomic_write_text
 from robustlab.common.modes import model_mode
-from robustlab.common.regimes.base import FitState, Regime
+from robustlab.common.regimes.base import FitState, Regime, StepContext
 
-__all__ = ["EarlyStopping", "FitResult", "fit", "evaluate", "load_best", "model_device", "resolve_device", "to_device", "as_batch"]
+__all__ = ["EarlyStopping", "FitResult", "fit", "evaluate", "load_best", "model_device", "resolve_device", "to_device",
+           "as_batch", "BATCH_KEYS", "EPOCH_LENGTHS"]
+
+BATCH_KEYS = ("x", "y", "index", "mask", "meta", "unlabeled")
+"""The keys a batch dict may have: inputs, targets, the sample's dataset index, a per-sample mask, a dict of
+metadata, and the batch of the unlabelled loader."""
+
+EPOCH_LENGTHS = ("labeled", "unlabeled")
+"""Which loader sets the length of an epoch when there are two; the other one cycles."""
 
 MetricFn = Callable[[Tensor, Tensor], float]
 
@@ -79,6 +98,8 @@ class FitResult:
         best_value: that value.
         stop_reason: why training ended before ``epochs`` (early stopping, a regime's request), else None.
         out_dir: where checkpoints and logs were written, or None.
+        eval_model: the network validation used (the regime's ``eval_model``: the EMA teacher of a mean
+            teacher, else the model).
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
@@ -86,6 +107,7 @@ class FitResult:
     best_value: float | None = None
     stop_reason: str | None = None
     out_dir: Path | None = None
+    eval_model: nn.Module | None = None
 
     @property
     def last(self) -> dict[str, float]:
@@ -107,11 +129,16 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def as_batch(batch: Any) -> dict:
-    """A batch as a dict: dicts pass through, ``(x, y, ...)`` tuples become ``{"x": x, "y": y}``."""
+    """A batch as a dict: dicts pass through (every key kept, ``index`` included), ``(x, y, ...)`` tuples become
+    ``{"x": x, "y": y}``, an ``(x,)`` tuple or a bare tensor (unlabelled data) ``{"x": x}``."""
     if isinstance(batch, Mapping):
         return batch  # type: ignore[return-value]
+    if isinstance(batch, Tensor):
+        return {"x": batch}
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
         return {"x": batch[0], "y": batch[1]}
+    if isinstance(batch, (tuple, list)) and len(batch) == 1:
+        return {"x": batch[0]}
     raise TypeError(f"a batch must be a dict with 'x' and 'y' or an (x, y) tuple, got {type(batch).__name__}")
 
 
@@ -171,67 +198,6 @@ def evaluate(
     return out
 
 
-class _Distributed:
-    """The process group of a ``torchrun`` launch (WORLD_SIZE > 1), or a single process."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.created = False
-        self.rank = 0
-        # Tensors handed to collectives stay referenced here until the group is gone: otherwise a gloo worker
-        # thread may free the last reference and wait for the GIL while the main thread, holding the GIL,
-        # destroys the process group and joins that thread (a deadlock at the end of fit).
-        self._keep: list[Tensor] = []
-        if self.world > 1:
-            if not dist.is_initialized():
-                backend = "nccl" if device.type == "cuda" else "gloo"
-                dist.init_process_group(backend)
-                self.created = True
-            self.rank = dist.get_rank()
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, values: list[float]) -> list[float]:
-        if self.world == 1:
-            return values
-        t = torch.tensor(values, dtype=torch.float64)
-        if dist.get_backend() == "nccl":
-            t = t.cuda()
-        self._keep.append(t)
-        dist.all_reduce(t)
-        return t.cpu().tolist()
-
-    def shard(self, loader, seed: int) -> DataLoader:
-        """Rebuild ``loader`` so that each process reads its share of every global batch."""
-        if self.world == 1 or not isinstance(loader, DataLoader) or isinstance(loader.sampler, DistributedSampler):
-            return loader
-        if loader.batch_size is None or loader.batch_size % self.world:
-            raise ConfigError(
-                f"the training loader's batch_size ({loader.batch_size}) is the global batch and must divide by "
-                f"the number of processes ({self.world})"
-            )
-        sampler = DistributedSampler(
-            loader.dataset, num_replicas=self.world, rank=self.rank,
-            shuffle=isinstance(loader.sampler, RandomSampler), seed=seed, drop_last=loader.drop_last,
-        )
-        return DataLoader(
-            loader.dataset, batch_size=loader.batch_size // self.world, sampler=sampler,
-            num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
-            drop_last=loader.drop_last, worker_init_fn=loader.worker_init_fn,
-        )
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            self.all_sum([0.0])
-
-    def close(self) -> None:
-        if self.created:
-            dist.destroy_process_group()
-        self._keep.clear()
-
-
 def _write_logs(out_dir: Path, history: list[dict[str, float]]) -> None:
     atomic_write_text(out_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
     keys: list[str] = []
@@ -244,12 +210,47 @@ def _write_logs(out_dir: Path, history: list[dict[str, float]]) -> None:
     atomic_write_text(out_dir / "metrics.csv", buf.getvalue())
 
 
+def _loader_generators(loader) -> list[torch.Generator]:
+    """The distinct ``torch.Generator`` objects a loader draws from (its own, its sampler's)."""
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    found: list[torch.Generator] = []
+    for g in (getattr(loader, "generator", None), getattr(sampler, "generator", None),
+              getattr(getattr(batch_sampler, "sampler", None), "generator", None)):
+        if isinstance(g, torch.Generator) and all(g is not h for h in found):
+            found.append(g)
+    return found
+
+
+def _cycle(loader, what: str) -> Iterator[Any]:
+    """The batches of ``loader``, starting a new pass (reshuffled) whenever one ends."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ConfigError(f"the {what} loader yielded no batches")
+
+
+def _clone(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, Mapping):
+        return {k: _clone(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone(v) for v in obj)
+    return obj
+
+
 def fit(
     model: nn.Module,
     regime: Regime,
     train_loader,
     *,
     val_loader=None,
+    unlabeled_loader=None,
+    epoch_length: str = "labeled",
     optimizer: torch.optim.Optimizer | None = None,
     epochs: int = 1,
     scheduler=None,
@@ -268,24 +269,34 @@ def fit(
 
     Args:
         model: the network (moved to ``device``).
-        regime: turns a batch into a loss, see :mod:`robustlab.common.regimes`.
-        train_loader: yields batch dicts ``{"x", "y", optional "mask", "meta"}`` (or ``(x, y)`` tuples). Under
-            ``torchrun`` its batch size is the global batch, split across the processes.
-        val_loader: evaluated after every epoch (metrics prefixed ``val_``).
-        optimizer: default Adam with learning rate 1e-3.
+        regime: turns a batch into a loss and may own networks, optimizers and its step, see
+            :mod:`robustlab.common.regimes.base`.
+        train_loader: yields batch dicts ``{"x", "y", optional "index", "mask", "meta"}`` (or ``(x, y)``
+            tuples). Under ``torchrun`` its batch size is the global batch, split across the processes.
+        val_loader: evaluated after every epoch by the regime's ``validate`` (metrics prefixed ``val_``).
+        unlabeled_loader: a second loader of unlabelled data for semi-supervised regimes; its batch reaches the
+            regime as ``batch["unlabeled"]`` (a dict with ``x`` and, from an ArrayDataset, ``index``). Sharded
+            and reshuffled like the training loader.
+        epoch_length: with two loaders, which one sets the epoch: ``"labeled"`` (default; the unlabelled loader
+            cycles) or ``"unlabeled"`` (the labelled loader cycles, e.g. few labels and much unlabelled data).
+            Each epoch starts a new pass of both loaders, so an epoch's batches depend only on the random state
+            at its start (what the checkpoint stores).
+        optimizer: the model's optimizer; default Adam (learning rate 1e-3) over the model and the regime's
+            trainable networks. A regime may add optimizers of its own (``configure_optimizers``).
         epochs: total epochs (a resumed run counts the epochs already done).
-        scheduler: a learning-rate scheduler, stepped every epoch or every step (``scheduler_interval``).
+        scheduler: a learning-rate scheduler of the ``"model"`` optimizer, stepped every epoch or every step
+            (``scheduler_interval``).
         out_dir: where checkpoints and logs go; None keeps everything in memory.
         resume: continue from ``out_dir/last.pt`` if it exists (bit-identical on the CPU).
         early_stopping: stop when a validation metric stops improving; also picks the metric that ``best.pt``
             tracks (default ``val_loss``, lower is better).
-        restore_best: load the best epoch's weights into ``model`` at the end; default True when
-            ``early_stopping`` is given.
+        restore_best: load the best epoch's weights (model, networks, regime state) at the end; default True
+            when ``early_stopping`` is given.
         metrics: extra validation metrics, ``name -> fn(logits, y)``.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``...
         amp: mixed precision; ``"auto"`` uses it on CUDA (bfloat16 where supported, else float16 with a
             gradient scaler) and not on the CPU.
-        grad_clip: clip the gradient norm to this value.
+        grad_clip: clip the gradient norm of each optimizer's parameters to this value.
         progress: show a progress bar (main process only).
 
     Returns:
@@ -297,188 +308,335 @@ def fit(
         ConfigError: ``out_dir`` already holds a run and ``resume`` is False, or the arguments do not fit.
         CheckpointError: ``last.pt`` cannot be read or does not fit the model.
     """
-    from tqdm.auto import tqdm
+    return _Run(model, regime, train_loader, val_loader=val_loader, unlabeled_loader=unlabeled_loader,
+                epoch_length=epoch_length, optimizer=optimizer, epochs=epochs, scheduler=scheduler,
+                scheduler_interval=scheduler_interval, out_dir=out_dir, resume=resume,
+                early_stopping=early_stopping, restore_best=restore_best, metrics=metrics, device=device,
+                amp=amp, grad_clip=grad_clip, progress=progress).run()
 
-    if epochs < 1:
-        raise ConfigError(f"epochs must be >= 1, got {epochs}")
-    if scheduler_interval not in ("epoch", "step"):
-        raise ConfigError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
-    out = Path(out_dir) if out_dir is not None else None
-    if resume and out is None:
-        raise ConfigError("resume=True needs an out_dir to resume from")
-    if out is not None and not resume and (out / "last.pt").exists():
-        raise ConfigError(
-            f"{out} already holds a run (last.pt); pass resume=True to continue it, or choose another out_dir"
-        )
 
-    device = resolve_device(device)
-    ddp = _Distributed(device)
-    if ddp.world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    model.to(device)
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=1e-3)
-    use_amp = device.type == "cuda" if amp == "auto" else bool(amp)
-    amp_dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
-    stopper = early_stopping
-    monitor = stopper or EarlyStopping()  # what best.pt tracks
-    if restore_best is None:
-        restore_best = early_stopping is not None
+class _Run:
+    """One call of :func:`fit`: set-up, resume, the epochs, best tracking, checkpoints and clean-up."""
 
-    train_loader = ddp.shard(train_loader, seed=0)
-    train_model: nn.Module = model
-    if ddp.world > 1:
+    def __init__(self, model: nn.Module, regime: Regime, train_loader, *, val_loader, unlabeled_loader,
+                 epoch_length: str, optimizer, epochs: int, scheduler, scheduler_interval: str, out_dir,
+                 resume: bool, early_stopping: EarlyStopping | None, restore_best: bool | None, metrics,
+                 device, amp, grad_clip: float | None, progress: bool) -> None:
+        if epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {epochs}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ConfigError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        if epoch_length not in EPOCH_LENGTHS:
+            raise ConfigError(f"epoch_length must be one of {EPOCH_LENGTHS}, got {epoch_length!r}")
+        if epoch_length == "unlabeled" and unlabeled_loader is None:
+            raise ConfigError("epoch_length='unlabeled' needs an unlabeled_loader")
+        if not isinstance(regime, Regime):
+            raise ConfigError(f"regime must be a robustlab Regime, got {type(regime).__name__}")
+        self.out = Path(out_dir) if out_dir is not None else None
+        if resume and self.out is None:
+            raise ConfigError("resume=True needs an out_dir to resume from")
+        if self.out is not None and not resume and (self.out / "last.pt").exists():
+            raise ConfigError(
+                f"{self.out} already holds a run (last.pt); pass resume=True to continue it, or choose another "
+                "out_dir"
+            )
+        self.model, self.regime, self.epochs, self.progress = model, regime, epochs, progress
+        self.loaders = {"train": train_loader, "unlabeled": unlabeled_loader}
+        self.val_loader, self.epoch_length, self.metrics = val_loader, epoch_length, metrics
+        self.optimizer, self.scheduler, self.scheduler_interval = optimizer, scheduler, scheduler_interval
+        self.resume, self.grad_clip = resume, grad_clip
+        self.device = resolve_device(device)
+        self.ddp = Distributed(self.device)
+        if self.ddp.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        self.use_amp = self.device.type == "cuda" if amp == "auto" else bool(amp)
+        cuda_bf16 = self.device.type != "cuda" or torch.cuda.is_bf16_supported()
+        self.amp_dtype = torch.bfloat16 if cuda_bf16 else torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.stopper = early_stopping
+        self.monitor = early_stopping or EarlyStopping()  # what best.pt tracks
+        self.restore_best = early_stopping is not None if restore_best is None else restore_best
+        self.result = FitResult(out_dir=self.out)
+        self.start_epoch, self.bad_epochs = 0, 0
+        self.best_in_memory: dict[str, Any] | None = None  # the best state when there is no out_dir
+        self.state = FitState(epochs=epochs, device=self.device, val_loader=val_loader, dist=self.ddp)
+        self.train_model: nn.Module = model
+        self.set_up = False
+
+    # -- the whole run --------------------------------------------------------------------------------------------
+    def run(self) -> FitResult:
+        try:
+            self._prepare()
+            rng = self._resume() if self.resume and (self.out / "last.pt").exists() else None
+            self.regime.on_fit_start(self.model, self.state)
+            if rng is not None:  # last, so that nothing above shifts the random stream of the resumed epochs
+                set_rng_state(rng)
+            start = self.epochs if self.result.stop_reason is not None else self.start_epoch
+            for epoch in range(start, self.epochs):
+                sums = self._train_epoch(epoch)
+                self._end_epoch(epoch, sums)
+                if self.result.stop_reason:
+                    if self.progress and self.ddp.main:
+                        _write_line(f"stopped: {self.result.stop_reason}")
+                    break
+            self.ddp.barrier()  # best.pt is written by the main process
+            self._restore_best()
+            self.result.eval_model = self.regime.eval_model(self.model)
+        finally:
+            self._close()
+        return self.result
+
+    def _prepare(self) -> None:
+        """Set the regime up, move every network, shard the loaders, wrap for DDP, build the optimizers."""
+        model, regime, state = self.model, self.regime, self.state
+        regime.setup(model, state)
+        self.set_up = True
+        model.to(self.device)
+        for net in regime.networks.values():
+            net.to(self.device)
+        self.loaders["train"] = self.ddp.shard(self.loaders["train"], seed=0)
+        if self.loaders["unlabeled"] is not None:
+            self.loaders["unlabeled"] = self.ddp.shard(self.loaders["unlabeled"], seed=1, what="unlabeled")
+        if self.ddp.world > 1:
+            self.train_model = self._ddp_wrap(model)
+            regime._wrapped = {k: self._ddp_wrap(v) for k, v in regime.trainable_networks.items()}
+        self.optimizers = regime.configure_optimizers(model, self.optimizer)
+        if not self.optimizers or not all(isinstance(o, torch.optim.Optimizer) for o in self.optimizers.values()):
+            raise ConfigError(f"{type(regime).__name__}.configure_optimizers must return a non-empty dict of "
+                              f"optimizers, got {self.optimizers!r}")
+        if self.scheduler is not None and "model" not in self.optimizers:
+            raise ConfigError(f"a scheduler follows the 'model' optimizer, which {type(regime).__name__} does "
+                              f"not have (it has {sorted(self.optimizers)})")
+        primary = self.loaders["unlabeled" if self.epoch_length == "unlabeled" else "train"]
+        self.steps = len(primary)
+        state.steps_per_epoch, state.global_step = self.steps, 0
+        state.train_loader, state.unlabeled_loader = self.loaders["train"], self.loaders["unlabeled"]
+        self.ctx = StepContext(optimizers=self.optimizers, scaler=self.scaler, device=self.device,
+                               amp_dtype=self.amp_dtype, use_amp=self.use_amp, grad_clip=self.grad_clip,
+                               state=state, describe=self._describe_step)
+
+    def _ddp_wrap(self, module: nn.Module) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel
 
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
 
-    result = FitResult(out_dir=out)
-    start_epoch, bad_epochs, rng = 0, 0, None
-    best_in_memory: dict[str, Tensor] | None = None  # the best weights when there is no out_dir
-    if resume and (out / "last.pt").exists():
-        ckpt = load_weights(model, out / "last.pt")
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
+    def _close(self) -> None:
+        try:
+            if self.set_up:
+                self.regime.on_fit_end(self.model, self.state)
+        finally:
+            self.regime._wrapped = {}
+            self.train_model = self.model  # the DDP reducers go before their process group
+            self.ddp.close()
+
+    # -- resume ---------------------------------------------------------------------------------------------------
+    def _resume(self) -> dict[str, Any]:
+        """Load ``last.pt`` into everything the run holds; returns the random state to restore last."""
+        path = self.out / "last.pt"
+        ckpt = self._load_snapshot(load_checkpoint(path), path)
+        states = ckpt.get("optimizers") or {"model": ckpt.get("optimizer")}
+        for name, opt in self.optimizers.items():
+            if states.get(name) is None:
+                raise CheckpointError(f"checkpoint {path} has no state for the optimizer {name!r}")
+            opt.load_state_dict(states[name])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        regime.load_state_dict(ckpt.get("regime") or {})
-        start_epoch = int(ckpt["epoch"])
-        result.history = list(ckpt.get("history", []))
+            self.scaler.load_state_dict(ckpt["scaler"])
+        for which, saved in (ckpt.get("loaders") or {}).items():
+            gens = _loader_generators(self.loaders.get(which))
+            if len(gens) == len(saved):
+                for g, s in zip(gens, saved):
+                    g.set_state(s)
+        self.start_epoch = int(ckpt["epoch"])
+        self.state.global_step = self.start_epoch * self.steps
+        self.result.history = list(ckpt.get("history", []))
         es = ckpt.get("early_stopping", {})
-        result.best_value, result.best_epoch = es.get("best_value"), es.get("best_epoch")
-        bad_epochs = int(es.get("bad_epochs", 0))
-        result.stop_reason = ckpt.get("stop_reason")
-        rng = ckpt["rng"]
+        self.result.best_value, self.result.best_epoch = es.get("best_value"), es.get("best_epoch")
+        self.bad_epochs = int(es.get("bad_epochs", 0))
+        self.result.stop_reason = ckpt.get("stop_reason")
+        return ckpt["rng"]
 
-    steps = len(train_loader)
-    state = FitState(epoch=start_epoch, epochs=epochs, step=0, steps_per_epoch=steps,
-                     global_step=start_epoch * steps, device=device, val_loader=val_loader, train_loader=train_loader)
-    regime.on_fit_start(model, state)
-    if rng is not None:  # last, so that nothing above shifts the random stream of the resumed epochs
-        set_rng_state(rng)
-    if result.stop_reason is not None:
-        start_epoch = epochs  # the checkpointed run had already stopped
+    def _snapshot(self) -> dict[str, Any]:
+        """The trained state that ``best.pt`` keeps: model, networks, regime state."""
+        return {"model": self.model.state_dict(),
+                "networks": {k: v.state_dict() for k, v in self.regime.networks.items()},
+                "regime": self.regime.state_dict()}
 
-    try:
-        for epoch in range(start_epoch, epochs):
-            state.epoch, state.step = epoch, 0
-            sampler = getattr(train_loader, "sampler", None)
-            if isinstance(sampler, DistributedSampler):
-                sampler.set_epoch(epoch)
-            regime.on_epoch_start(model, state)
-            train_model.train()
-            t0 = time.perf_counter()
-            loss_sum, n_seen, extra = 0.0, 0, {}
-            bar = tqdm(train_loader, total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                       disable=not (progress and ddp.main), dynamic_ncols=True)
-            refresh = max(1, steps // 50)
-            for step, batch in enumerate(bar):
-                state.step = step
-                batch = to_device(as_batch(batch), device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    loss = regime(train_model, batch)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"the training loss is {value} at epoch {epoch + 1}/{epochs}, step {step + 1}/{steps} "
-                        f"(regime {type(regime).__name__}); "
-                        + (f"the files in {out} are those of epoch {epoch}" if out else "nothing was written")
-                    )
-                scaler.scale(loss).backward()
-                if grad_clip is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                if scheduler is not None and scheduler_interval == "step":
-                    scheduler.step()
-                state.global_step += 1
-                regime.on_step_end(model, state)
-                bs = len(batch["x"])
-                loss_sum += value * bs
-                n_seen += bs
-                for k, v in regime.step_metrics.items():
-                    extra[k] = extra.get(k, 0.0) + v * bs
-                if step % refresh == 0:
-                    bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", refresh=False)
-            bar.close()
-            if scheduler is not None and scheduler_interval == "epoch":
-                scheduler.step()
+    def _load_snapshot(self, payload: dict[str, Any], path: Path | None) -> dict[str, Any]:
+        where = f"checkpoint {path}" if path is not None else "the best state kept in memory"
+        try:
+            self.model.load_state_dict(payload["model"])
+            for name, net in self.regime.networks.items():
+                if name not in payload.get("networks", {}):
+                    raise CheckpointError(f"{where} has no weights for the network {name!r}")
+                net.load_state_dict(payload["networks"][name])
+        except (RuntimeError, KeyError) as e:
+            raise CheckpointError(f"{where} does not fit {type(self.model).__name__}: {e}") from e
+        if "regime" in payload:
+            self.regime.load_state_dict(payload["regime"] or {})
+        return payload
 
-            sums = ddp.all_sum([loss_sum, float(n_seen), *extra.values()])
-            record: dict[str, float] = {"epoch": epoch + 1, "train_loss": sums[0] / sums[1]}
-            record.update({f"train_{k}": v / sums[1] for k, v in zip(extra, sums[2:])})
-            record.update(regime.on_epoch_end(model, state))
-            if val_loader is not None:
-                val = evaluate(model, val_loader, loss=regime.loss, metrics=metrics, device=device)
-                record.update({f"val_{k}": v for k, v in val.items()})
-            record["lr"] = optimizer.param_groups[0]["lr"]
-            record["seconds"] = time.perf_counter() - t0
-            result.history.append(record)
+    # -- one epoch ------------------------------------------------------------------------------------------------
+    def _batches(self) -> Iterator[dict]:
+        """The epoch's batches; with an unlabelled loader each carries its batch under ``"unlabeled"``."""
+        train, unlabeled = self.loaders["train"], self.loaders["unlabeled"]
+        if unlabeled is None:
+            for b in train:
+                yield as_batch(b)
+        elif self.epoch_length == "labeled":
+            other = _cycle(unlabeled, "unlabeled")
+            for b in train:
+                yield {**as_batch(b), "unlabeled": as_batch(next(other))}
+        else:
+            labeled = _cycle(train, "training")
+            for u in unlabeled:
+                yield {**as_batch(next(labeled)), "unlabeled": as_batch(u)}
 
-            improved = False
-            if monitor.monitor in record:
-                value = record[monitor.monitor]
-                improved = monitor.improved(value, result.best_value)
-                if improved:
-                    result.best_value, result.best_epoch, bad_epochs = value, epoch + 1, 0
-                    if out is None and restore_best:
-                        best_in_memory = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad_epochs += 1
-            elif stopper is not None:
+    def _describe_step(self) -> str:
+        s, where = self.state, (f"the files in {self.out} are those of epoch {self.state.epoch}" if self.out
+                                else "nothing was written")
+        return (f"epoch {s.epoch + 1}/{s.epochs}, step {s.step + 1}/{s.steps_per_epoch} "
+                f"(regime {type(self.regime).__name__}); {where}")
+
+    def _train_epoch(self, epoch: int) -> tuple[float, int, dict[str, float], float]:
+        from tqdm.auto import tqdm
+
+        state, regime = self.state, self.regime
+        state.epoch, state.step = epoch, 0
+        for loader in self.loaders.values():
+            if isinstance(getattr(loader, "sampler", None), DistributedSampler):
+                loader.sampler.set_epoch(epoch)
+        regime.on_epoch_start(self.model, state)
+        self.train_model.train()
+        for net in regime.trainable_networks.values():
+            net.train()
+        t0 = time.perf_counter()
+        loss_sum, n_seen, extra = 0.0, 0, {}
+        bar = tqdm(self._batches(), total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
+                   disable=not (self.progress and self.ddp.main), dynamic_ncols=True)
+        refresh = max(1, self.steps // 50)
+        for step, batch in enumerate(bar):
+            state.step = step
+            batch = to_device(batch, self.device, non_blocking=True)
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            self.ctx.stepped.clear()
+            value = float(regime.train_step(self.ctx, self.train_model, batch))
+            if self.ctx.stepped:
+                self.scaler.update()
+            if self.scheduler is not None and self.scheduler_interval == "step":
+                self.scheduler.step()
+            state.global_step += 1
+            regime.on_step_end(self.model, state)
+            bs = len(batch["x"])
+            loss_sum += value * bs
+            n_seen += bs
+            for k, v in regime.step_metrics.items():
+                extra[k] = extra.get(k, 0.0) + v * bs
+            if step % refresh == 0:
+                bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", refresh=False)
+        bar.close()
+        if self.scheduler is not None and self.scheduler_interval == "epoch":
+            self.scheduler.step()
+        return loss_sum, n_seen, extra, t0
+
+    def _end_epoch(self, epoch: int, sums: tuple[float, int, dict[str, float], float]) -> None:
+        """Log the epoch, validate, track the best epoch, decide whether to stop, write the files."""
+        loss_sum, n_seen, extra, t0 = sums
+        total = self.ddp.all_sum([loss_sum, float(n_seen), *extra.values()])
+        record: dict[str, float] = {"epoch": epoch + 1, "train_loss": total[0] / total[1]}
+        record.update({f"train_{k}": v / total[1] for k, v in zip(extra, total[2:])})
+        record.update(self.regime.on_epoch_end(self.model, self.state))
+        if self.val_loader is not None:
+            val = self.regime.validate(self.model, self.val_loader, metrics=self.metrics, device=self.device)
+            record.update({f"val_{k}": v for k, v in val.items()})
+        lead = self.optimizers.get("model") or next(iter(self.optimizers.values()))
+        record["lr"] = lead.param_groups[0]["lr"]
+        record["seconds"] = time.perf_counter() - t0
+        self.result.history.append(record)
+        improved = self._track_best(epoch, record)
+        if self.regime.stop_reason:
+            self.result.stop_reason = self.regime.stop_reason
+        elif self.stopper is not None and self.bad_epochs >= self.stopper.patience:
+            self.result.stop_reason = (
+                f"early stopping: {self.stopper.monitor} did not improve for {self.stopper.patience} epochs "
+                f"(best {self.result.best_value:.6g} at epoch {self.result.best_epoch})"
+            )
+        self._save(epoch, improved)
+        if self.progress and self.ddp.main:
+            shown = {k: v for k, v in record.items() if k not in ("epoch", "lr", "seconds")}
+            _write_line(f"epoch {epoch + 1}/{self.epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+
+    def _track_best(self, epoch: int, record: dict[str, float]) -> bool:
+        monitor, result = self.monitor, self.result
+        if monitor.monitor not in record:
+            if self.stopper is not None:
                 raise ConfigError(
-                    f"EarlyStopping.monitor {stopper.monitor!r} is not among the logged metrics {sorted(record)}"
+                    f"EarlyStopping.monitor {monitor.monitor!r} is not among the logged metrics {sorted(record)}"
                 )
-            if regime.stop_reason:
-                result.stop_reason = regime.stop_reason
-            elif stopper is not None and bad_epochs >= stopper.patience:
-                result.stop_reason = (
-                    f"early stopping: {stopper.monitor} did not improve for {stopper.patience} epochs "
-                    f"(best {result.best_value:.6g} at epoch {result.best_epoch})"
-                )
+            return False
+        if not self.regime.best_eligible(self.state):
+            return False
+        value = record[monitor.monitor]
+        if not monitor.improved(value, result.best_value):
+            self.bad_epochs += 1
+            return False
+        result.best_value, result.best_epoch, self.bad_epochs = value, epoch + 1, 0
+        if self.out is None and self.restore_best:
+            self.best_in_memory = _clone(self._snapshot())
+        return True
 
-            if out is not None and ddp.main:
-                _write_logs(out, result.history)
-                if improved:
-                    save_checkpoint(out / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
-                                                      monitor.monitor: result.best_value})
-                save_checkpoint(out / "last.pt", {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    "regime": regime.state_dict(),
-                    "epoch": epoch + 1,
-                    "history": result.history,
-                    "early_stopping": {"best_value": result.best_value, "best_epoch": result.best_epoch,
-                                       "bad_epochs": bad_epochs},
-                    "stop_reason": result.stop_reason,
-                    "rng": rng_state(),
-                })
-            if progress and ddp.main:
-                shown = {k: v for k, v in record.items() if k not in ("epoch", "lr", "seconds")}
-                tqdm.write(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
-            if result.stop_reason:
-                if progress and ddp.main:
-                    tqdm.write(f"stopped: {result.stop_reason}")
-                break
-        regime.on_fit_end(model, state)
-        ddp.barrier()  # best.pt is written by the main process
-        if restore_best and out is not None and (out / "best.pt").exists():
-            load_weights(model, out / "best.pt")
-        elif restore_best and best_in_memory is not None:
-            model.load_state_dict(best_in_memory)
-    finally:
-        del train_model  # the DDP reducer goes before its process group
-        ddp.close()
-    return result
+    def _save(self, epoch: int, improved: bool) -> None:
+        if self.out is None or not self.ddp.main:
+            return
+        result = self.result
+        _write_logs(self.out, result.history)
+        if improved:
+            save_checkpoint(self.out / "best.pt", {**self._snapshot(), "epoch": epoch + 1,
+                                                   self.monitor.monitor: result.best_value})
+        save_checkpoint(self.out / "last.pt", {
+            **self._snapshot(),
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "epoch": epoch + 1,
+            "history": result.history,
+            "early_stopping": {"best_value": result.best_value, "best_epoch": result.best_epoch,
+                               "bad_epochs": self.bad_epochs},
+            "stop_reason": result.stop_reason,
+            "rng": rng_state(),
+            "loaders": {k: [g.get_state() for g in _loader_generators(v)] for k, v in self.loaders.items()
+                        if v is not None},
+        })
+
+    def _restore_best(self) -> None:
+        if not self.restore_best:
+            return
+        if self.out is not None and (self.out / "best.pt").exists():
+            path = self.out / "best.pt"
+            self._load_snapshot(load_checkpoint(path), path)
+        elif self.best_in_memory is not None:
+            self._load_snapshot(self.best_in_memory, None)
 
 
-def load_best(model: nn.Module, out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Load ``out_dir/best.pt`` into ``model``; returns the checkpoint's fields."""
-    return load_weights(model, Path(out_dir) / "best.pt")
+def _write_line(text: str) -> None:
+    from tqdm.auto import tqdm
 
+    tqdm.write(text)
+
+
+def load_best(model: nn.Module, out_dir: str | os.PathLike, *, regime: Regime | None = None) -> dict[str, Any]:
+    """Load ``out_dir/best.pt`` into ``model`` (and, given ``regime``, its networks and state); returns the
+    checkpoint's fields."""
+    path = Path(out_dir) / "best.pt"
+    payload = load_weights(model, path)
+    if regime is not None:
+        for name, net in regime.networks.items():
+            if name not in payload.get("networks", {}):
+                raise CheckpointError(f"checkpoint {path} has no weights for the network {name!r}")
+            net.load_state_dict(payload["networks"][name])
+        regime.load_state_dict(payload.get("regime") or {})
+    return payload
