@@ -109,8 +109,9 @@ class Task:
         return self.per_sample_loss(logits, y).sum()
 
     # -- comparing two predictions --------------------------------------------------------------------------------
-    def divergence(self, target: Tensor, logits: Tensor, *, kind: str = "kl", temperature: float = 1.0) -> Tensor:
-        """How far ``logits`` is from ``target``, summed over the batch (divide by N for a mean).
+    def divergence(self, target: Tensor, logits: Tensor, *, kind: str = "kl", temperature: float = 1.0,
+                   reduction: str = "sum") -> Tensor:
+        """How far ``logits`` is from ``target``, summed over the batch (divide by N for a mean) or per sample.
 
         Args:
             target: the reference prediction (detach it when it should not receive gradients).
@@ -120,26 +121,38 @@ class Task:
                 classes (multi-class, as in Tarvainen & Valpola's and shadow-ssml's ``softmax_mse_loss``) or
                 labels. Regression compares the outputs by squared difference for both kinds.
             temperature: logits are divided by it first (distillation).
+            reduction: ``"sum"`` over the batch, or ``"none"``: one value per sample.
 
         Shape:
-            target, logits: ``(N, K)``; returns a scalar.
+            target, logits: ``(N, K)``; returns a scalar, or ``(N,)`` with ``reduction="none"``.
         """
         if kind not in _DIVERGENCES:
             raise ConfigError(f"unknown divergence {kind!r}; choose from {', '.join(_DIVERGENCES)}")
+        if reduction not in ("sum", "none"):
+            raise ConfigError(f"reduction must be 'sum' or 'none', got {reduction!r}")
         if temperature != 1.0:
             target, logits = target / temperature, logits / temperature
+        scale = 1.0
         if self.name == "regression":
-            return ((logits - target) ** 2).sum()
-        if self.name == "multiclass":
+            elem = (logits - target) ** 2
+        elif self.name == "multiclass":
             if kind == "kl":
-                return F.kl_div(F.log_softmax(logits, dim=1), F.softmax(target, dim=1), reduction="sum")
-            return F.mse_loss(F.softmax(logits, dim=1), F.softmax(target, dim=1), reduction="sum") / logits.shape[1]
-        labels = logits[0].numel() if logits.ndim > 1 else 1
-        if kind == "kl":
+                elem = F.kl_div(F.log_softmax(logits, dim=1), F.softmax(target, dim=1), reduction="none")
+            else:
+                elem = F.mse_loss(F.softmax(logits, dim=1), F.softmax(target, dim=1), reduction="none")
+                scale = logits.shape[1]
+        elif kind == "kl":
             p, log_p, log_1mp = torch.sigmoid(target), F.logsigmoid(target), F.logsigmoid(-target)
             log_q, log_1mq = F.logsigmoid(logits), F.logsigmoid(-logits)
-            return (p * (log_p - log_q) + (1 - p) * (log_1mp - log_1mq)).sum()
-        return F.mse_loss(torch.sigmoid(logits), torch.sigmoid(target), reduction="sum") / labels
+            elem = p * (log_p - log_q) + (1 - p) * (log_1mp - log_1mq)
+        else:
+            elem = F.mse_loss(torch.sigmoid(logits), torch.sigmoid(target), reduction="none")
+            scale = logits[0].numel() if logits.ndim > 1 else 1
+        if reduction == "none":
+            elem = elem.reshape(len(elem), -1).sum(1)
+        else:
+            elem = elem.sum()
+        return elem / scale if scale != 1.0 else elem
 
     # -- right or wrong -------------------------------------------------------------------------------------------
     def correct(self, logits: Tensor, y: Tensor) -> Tensor:

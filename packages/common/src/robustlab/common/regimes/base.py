@@ -155,6 +155,12 @@ class StepContext:
         self._scaler.step(opt)
         self.stepped.add(name)
 
+    def update_scaler(self) -> None:
+        """Update the AMP scaler now, between two steps of one optimizer in the same batch (a GAN's
+        ``d_steps > 1``); a no-op without float16 AMP. The engine updates it once after every step anyway."""
+        if self._scaler.is_enabled():
+            self._scaler.update()
+
     def all_gather(self, t: Tensor) -> Tensor:
         """See :meth:`FitState.all_gather`."""
         return self.state.all_gather(t)
