@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pgd.py --threads 1
 	$(BIN)/python benchmarks/bench_integrated_gradients.py --threads 1
 	$(BIN)/python benchmarks/bench_engine.py --threads 1
+	$(BIN)/python benchmarks/bench_ssl_vs_shadow.py --threads 1
 	$(BIN)/python benchmarks/mnist_robust_training.py --threads 1
 	$(BIN)/python benchmarks/bench_genomics_data.py
 	$(BIN)/python benchmarks/bench_genomics_saliency.py
