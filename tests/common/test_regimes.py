@@ -13,38 +13,73 @@ from robustlab.common import regimes
 from robustlab.common.attacks import PGD
 from robustlab.common.data import ArrayDataset
 from robustlab.common.engine import fit
+from robustlab.common.errors import ConfigError
 from robustlab.common.regimes import AdversarialTraining, FastAdversarialTraining, GaussianNoise
 from robustlab.common.regimes.base import FitState
 from robustlab.common.regimes.schedules import EpsRamp
+from robustlab.common.tasks import get_task
+
+TASKS = ("multiclass", "multilabel", "regression")
+OUT = {"multiclass": 3, "multilabel": 3, "regression": 1}
+
+
+def _attack(m, task):
+    return PGD(m, eps=0.1, steps=3, loss=get_task(task).attack_loss)
+
 
 FACTORIES = {
-    "ERM": lambda m: regimes.ERM(),
-    "GaussianNoise": lambda m: regimes.GaussianNoise(0.1),
-    "AdversarialTraining": lambda m: regimes.AdversarialTraining(PGD(m, eps=0.1, steps=3), fraction=0.5),
-    "FastAdversarialTraining": lambda m: regimes.FastAdversarialTraining(0.1),
-    "TRADES": lambda m: regimes.TRADES(PGD(m, eps=0.1, steps=3), beta=6.0),
+    "ERM": lambda m, t: regimes.ERM(task=t),
+    "GaussianNoise": lambda m, t: regimes.GaussianNoise(0.1, task=t),
+    "AdversarialTraining": lambda m, t: regimes.AdversarialTraining(_attack(m, t), fraction=0.5, task=t),
+    "FastAdversarialTraining": lambda m, t: regimes.FastAdversarialTraining(0.1, task=t),
+    "TRADES": lambda m, t: regimes.TRADES(_attack(m, t), beta=6.0, task=t),
+    "MeanTeacher": lambda m, t: regimes.MeanTeacher(task=t),
+    "VAT": lambda m, t: regimes.VAT(eps=0.5, task=t),
+    "EAAT": lambda m, t: regimes.EAAT(eps=0.5, task=t),
+    "KnowledgeDistillation": lambda m, t: regimes.KnowledgeDistillation(_model(t), alpha=0.5, task=t),
+    "ARD": lambda m, t: regimes.ARD(_model(t), _attack(m, t), alpha=0.5, task=t),
+    "CoTeaching": lambda m, t: regimes.CoTeaching(_model(t), forget_rate=0.2, task=t),
+    "GradualPruning": lambda m, t: regimes.GradualPruning(0.5, begin=0.0, end=0.5, frequency=1, task=t),
 }
+# (regime, task) pairs that do not apply: the overfitting guard needs accuracy; a GAN has no task and its model is
+# a generator (tests/common/test_gan.py covers it).
+NOT_APPLICABLE = {("FastAdversarialTraining", "regression")}
+CASES = [(n, t) for n in regimes.__all__ if n != "GAN" for t in TASKS if (n, t) not in NOT_APPLICABLE]
 
 
 def test_every_regime_has_a_factory():
-    assert set(regimes.__all__) == set(FACTORIES)
+    assert set(regimes.__all__) - {"GAN"} == set(FACTORIES)
 
 
-def _model():
-    return nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+def test_guard_refuses_a_regression_task():
+    with pytest.raises(ConfigError, match="FastAdversarialTraining"):
+        regimes.FastAdversarialTraining(0.1, task="regression")
 
 
-def _batch(n=32):
+def _model(task="multiclass"):
+    return nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, OUT[task]))
+
+
+def _targets(task, n, g, x=None):
+    if task == "multiclass":
+        return torch.randint(0, 3, (n,), generator=g) if x is None else (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    if task == "multilabel":
+        return torch.randint(0, 2, (n, 3), generator=g).float() if x is None else (x[:, :3] > 0).float()
+    return torch.randn(n, 1, generator=g) if x is None else x[:, :1] - x[:, 1:2]
+
+
+def _batch(task="multiclass", n=32):
     g = torch.Generator().manual_seed(0)
-    return {"x": torch.randn(n, 4, generator=g), "y": torch.randint(0, 3, (n,), generator=g)}
+    return {"x": torch.randn(n, 4, generator=g), "y": _targets(task, n, g), "index": torch.arange(n)}
 
 
-@pytest.mark.parametrize("name", regimes.__all__)
-def test_contract(name):
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_contract(name, task):
     torch.manual_seed(0)
-    model = _model().train()
-    regime = FACTORIES[name](model)
-    batch = _batch()
+    model = _model(task).train()
+    regime = FACTORIES[name](model, task)
+    assert regime.task.name == task
+    batch = _batch(task)
     loss = regime(model, batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
@@ -57,8 +92,8 @@ def test_contract(name):
     values = []
     for _ in range(2):
         torch.manual_seed(5)
-        m = _model().train()
-        values.append(FACTORIES[name](m)(m, batch).item())
+        m = _model(task).train()
+        values.append(FACTORIES[name](m, task)(m, batch).item())
     assert values[0] == values[1]
     # state survives a weights-only checkpoint round trip
     buf = io.BytesIO()
@@ -68,16 +103,16 @@ def test_contract(name):
     assert name in repr(regime)
 
 
-@pytest.mark.parametrize("name", regimes.__all__)
-def test_runs_through_the_engine(name):
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_runs_through_the_engine(name, task):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    y = torch.randint(0, 3, (96,), generator=g)
-    x = torch.randn(96, 4, generator=g) + y[:, None]
-    loader = DataLoader(ArrayDataset(x, y), batch_size=32, shuffle=True)
-    model = _model()
-    res = fit(model, FACTORIES[name](model), loader, val_loader=loader, epochs=3, progress=False)
+    x = torch.randn(96, 4, generator=g)
+    loader = DataLoader(ArrayDataset(x, _targets(task, 96, g, x)), batch_size=32, shuffle=True)
+    model = _model(task)
+    res = fit(model, FACTORIES[name](model, task), loader, val_loader=loader, epochs=3, progress=False)
     assert len(res.history) == 3 and all(torch.isfinite(torch.tensor(r["train_loss"])) for r in res.history)
+    assert torch.isfinite(torch.tensor(res.history[-1]["val_loss"]))
 
 
 def test_eps_ramp_schedule():

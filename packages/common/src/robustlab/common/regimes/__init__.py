@@ -3,12 +3,30 @@
 One engine (:func:`robustlab.common.engine.fit`) runs every regime; a new regime is a small file here that
 subclasses :class:`robustlab.common.regimes.base.Regime`. ``__all__`` lists the regimes themselves (the contract
 tests run over it); schedules live in :mod:`robustlab.common.regimes.schedules`.
+
+- supervised and robust: ``ERM``, ``GaussianNoise``, ``AdversarialTraining``, ``FastAdversarialTraining``,
+  ``TRADES``;
+- semi-supervised (labelled + unlabelled data, each with a labelled-only variant ``use_unlabeled=False``):
+  ``MeanTeacher``, ``VAT``, ``EAAT``;
+- distillation from a frozen teacher: ``KnowledgeDistillation``, ``ARD``;
+- noisy labels: ``CoTeaching``; compression: ``GradualPruning``; generative: ``GAN``.
 """
 
 from robustlab.common.regimes.adversarial_training import AdversarialTraining
+from robustlab.common.regimes.ard import ARD
+from robustlab.common.regimes.co_teaching import CoTeaching
+from robustlab.common.regimes.distillation import KnowledgeDistillation
+from robustlab.common.regimes.eaat import EAAT
 from robustlab.common.regimes.erm import ERM
 from robustlab.common.regimes.fast_adversarial_training import FastAdversarialTraining
+from robustlab.common.regimes.gan import GAN
 from robustlab.common.regimes.gaussian_noise import GaussianNoise
+from robustlab.common.regimes.mean_teacher import MeanTeacher
+from robustlab.common.regimes.pruning import GradualPruning
 from robustlab.common.regimes.trades import TRADES
+from robustlab.common.regimes.vat import VAT
 
-__all__ = ["ERM", "GaussianNoise", "AdversarialTraining", "FastAdversarialTraining", "TRADES"]
+__all__ = [
+    "ERM", "GaussianNoise", "AdversarialTraining", "FastAdversarialTraining", "TRADES",
+    "MeanTeacher", "VAT", "EAAT", "KnowledgeDistillation", "ARD", "CoTeaching", "GradualPruning", "GAN",
+]

@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from robustlab.common.attacks import FGSM, PGD
+from robustlab.common.errors import ConfigError
 from robustlab.common.modes import model_mode
 from robustlab.common.regimes.base import FitState
+from robustlab.common.tasks import Task, get_task
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,21 @@ class CatastrophicOverfittingGuard:
       within the first epoch, before any good accuracy was seen.
 
     The guard keeps a copy of the weights of the best healthy check (highest PGD accuracy, no signature).
+
+    Both attacks ascend the task's summed loss (:meth:`~robustlab.common.tasks.Task.attack_loss`) and accuracy is
+    the task's (:meth:`~robustlab.common.tasks.Task.correct`: for multi-label tasks the fraction of labels
+    right), over the labelled samples of the check batch. A regression task has no accuracy to guard and is
+    refused.
     """
 
-    def __init__(self, *, eps, bounds, steps: int, size: int, max_drop: float, max_gap: float) -> None:
+    def __init__(self, *, eps, bounds, steps: int, size: int, max_drop: float, max_gap: float,
+                 task: str | Task = "multiclass") -> None:
+        self.task = get_task(task)
+        if not self.task.has_classes:
+            raise ConfigError(
+                f"the catastrophic-overfitting guard measures accuracy, which a {self.task.name!r} task does not "
+                "have"
+            )
         self.eps, self.bounds, self.steps, self.size = eps, bounds, steps, size
         self.max_drop, self.max_gap = max_drop, max_gap
         self.best_acc = -1.0
@@ -56,21 +70,33 @@ class CatastrophicOverfittingGuard:
                 n += len(x)
                 if n >= self.size:
                     break
-            self._batch = (torch.cat(xs)[: self.size], torch.cat(ys)[: self.size])
+            x, y = torch.cat(xs)[: self.size], torch.cat(ys)[: self.size]
+            known = self.task.labeled(y)
+            if not bool(known.any()):
+                raise ConfigError("the catastrophic-overfitting guard's check batch has no labelled sample")
+            self._batch = (x[known], y[known])
         x, y = self._batch
         return x.to(state.device), y.to(state.device)
+
+    def check_targets(self, y: torch.Tensor) -> None:
+        """Raise :meth:`Task.correct`'s ConfigError now if ``y`` has no notion of a correct prediction (multi-class
+        targets that are 0/1 rows, probabilities or real values), rather than after an epoch of training."""
+        if self.task.name == "multiclass" and (y.is_floating_point() or y.ndim != 1):
+            self.task.correct(torch.zeros(len(y), 1, device=y.device), y)
 
     def check(self, model: nn.Module, state: FitState) -> GuardReport:
         """Measure the check batch after an epoch and report a collapse, if any."""
         x, y = self._check_batch(state)
-        pgd = PGD(model, eps=self.eps, alpha=self.eps / 4, steps=self.steps, bounds=self.bounds)
-        fgsm = FGSM(model, eps=self.eps, bounds=self.bounds)
+        self.check_targets(y)
+        loss = None if self.task.name == "multiclass" else self.task.attack_loss  # multi-class: as before
+        pgd = PGD(model, eps=self.eps, alpha=self.eps / 4, steps=self.steps, bounds=self.bounds, loss=loss)
+        fgsm = FGSM(model, eps=self.eps, bounds=self.bounds, loss=loss)
         with torch.random.fork_rng(devices=[]):  # the check must not shift the training's random stream
             torch.manual_seed(0)
             x_pgd, x_fgsm = pgd(x, y), fgsm(x, y)
         with torch.no_grad(), model_mode(model, "eval"):
-            pgd_acc = (model(x_pgd).argmax(1) == y).float().mean().item()
-            fgsm_acc = (model(x_fgsm).argmax(1) == y).float().mean().item()
+            pgd_acc = self.task.correct(model(x_pgd), y).mean().item()
+            fgsm_acc = self.task.correct(model(x_fgsm), y).mean().item()
         collapse = None
         if self.best_acc - pgd_acc > self.max_drop:
             collapse = (f"PGD-{self.steps} accuracy on the check batch fell from {self.best_acc:.3f} "

@@ -25,14 +25,30 @@ class AdversarialTraining(Regime):
         attack: the attack that makes the adversarial examples, built on the model being trained.
         fraction: fraction of each batch made adversarial, in ``[0, 1]``.
         schedule: an :class:`EpsRamp`; ``EpsRamp(ramp_epochs=0)`` trains at full eps from the first step.
-        loss: ``loss(logits, y) -> scalar``; default cross entropy.
+        loss: ``loss(logits, y) -> scalar``; default the task's loss. The attack keeps its own loss: build it
+            with ``loss=task.attack_loss`` (see :mod:`robustlab.common.tasks`) for multi-label or regression.
+        task: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
 
     Reference:
         Madry, A. et al. "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018.
+
+    Examples::
+
+        >>> import torch
+        >>> from robustlab.common.attacks import PGD
+        >>> from robustlab.common.models import MLP
+        >>> model = MLP(2, 2)
+        >>> regime = AdversarialTraining(PGD(model, eps=0.1, steps=3), fraction=0.5)
+        >>> regime(model, {"x": torch.randn(8, 2), "y": torch.randint(0, 2, (8,))}).ndim
+        0
     """
 
-    def __init__(self, attack: Attack, *, fraction: float = 1.0, schedule: EpsRamp | None = None, loss=None) -> None:
-        super().__init__(loss=loss)
+    citation = ("Madry, A., Makelov, A., Schmidt, L., Tsipras, D., Vladu, A. Towards Deep Learning Models Resistant "
+                "to Adversarial Attacks. ICLR 2018.")
+
+    def __init__(self, attack: Attack, *, fraction: float = 1.0, schedule: EpsRamp | None = None, loss=None,
+                 task="multiclass") -> None:
+        super().__init__(loss=loss, task=task)
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
         self.attack = attack

@@ -8,10 +8,12 @@ from typing import Any
 from torch import Tensor, nn
 
 from robustlab.common.attacks import FGSM, PGD
+from robustlab.common.errors import ConfigError
 from robustlab.common.regimes._overfitting_guard import CatastrophicOverfittingGuard
 from robustlab.common.regimes.adversarial_training import AdversarialTraining
 from robustlab.common.regimes.base import FitState, unwrap
 from robustlab.common.regimes.schedules import EpsRamp
+from robustlab.common.tasks import get_task
 
 __all__ = ["FastAdversarialTraining"]
 
@@ -44,11 +46,30 @@ class FastAdversarialTraining(AdversarialTraining):
         max_gap: largest tolerated excess of FGSM over PGD check accuracy.
         remedy: ``"fallback"``, ``"restore"`` or ``"warn"``.
         fallback_steps: PGD steps of the fallback attack.
-        loss: ``loss(logits, y) -> scalar``; default cross entropy.
+        loss: ``loss(logits, y) -> scalar``; default the task's loss.
+        task: ``"multiclass"`` or ``"multilabel"``: the attacks ascend the task's summed loss
+            (:meth:`~robustlab.common.tasks.Task.attack_loss`) and the guard measures the task's accuracy (for
+            multi-label tasks the fraction of labels right). A regression task is refused: it has no accuracy to
+            guard (use :class:`AdversarialTraining` with ``PGD(model, eps=..., loss=task.attack_loss)``).
+
+    Raises:
+        ConfigError: ``task="regression"``; during training, multi-class targets that are not class indices.
 
     Reference:
         Wong, E., Rice, L., Kolter, J. Z. "Fast is better than free: Revisiting adversarial training", ICLR 2020.
+
+    Examples::
+
+        >>> import torch
+        >>> from robustlab.common.models import MLP
+        >>> model = MLP(2, 2)
+        >>> regime = FastAdversarialTraining(0.1, remedy="warn")
+        >>> regime(model, {"x": torch.randn(8, 2), "y": torch.randint(0, 2, (8,))}).ndim
+        0
     """
+
+    citation = ("Wong, E., Rice, L., Kolter, J. Z. Fast is better than free: Revisiting adversarial training. "
+                "ICLR 2020.")
 
     def __init__(
         self,
@@ -65,21 +86,33 @@ class FastAdversarialTraining(AdversarialTraining):
         remedy: str = "fallback",
         fallback_steps: int = 3,
         loss=None,
+        task="multiclass",
     ) -> None:
         if remedy not in _REMEDIES:
             raise ValueError(f"remedy must be one of {_REMEDIES}, got {remedy!r}")
-        attack = FGSM(None, eps=eps, alpha=alpha if alpha is not None else 1.25 * eps, random_start=True, bounds=bounds)
-        super().__init__(attack, fraction=fraction, schedule=schedule, loss=loss)
+        task = get_task(task)
+        if not task.has_classes:
+            raise ConfigError(
+                f"FastAdversarialTraining guards against catastrophic overfitting by accuracy, which a "
+                f"{task.name!r} task does not have; use AdversarialTraining with "
+                "PGD(model, eps=..., loss=task.attack_loss) instead"
+            )
+        attack_loss = None if task.name == "multiclass" else task.attack_loss  # multi-class: as before
+        attack = FGSM(None, eps=eps, alpha=alpha if alpha is not None else 1.25 * eps, random_start=True,
+                      bounds=bounds, loss=attack_loss)
+        super().__init__(attack, fraction=fraction, schedule=schedule, loss=loss, task=task)
         self.remedy = remedy
         self.fallback_steps = fallback_steps
         self.fell_back_epoch = -1
         self.guard = CatastrophicOverfittingGuard(
-            eps=eps, bounds=bounds, steps=check_steps, size=check_size, max_drop=max_drop, max_gap=max_gap
+            eps=eps, bounds=bounds, steps=check_steps, size=check_size, max_drop=max_drop, max_gap=max_gap,
+            task=task,
         )
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         if self.attack.model is None:
             self.attack.model = unwrap(model)
+        self.guard.check_targets(batch["y"])
         return super().__call__(model, batch)
 
     def on_fit_start(self, model: nn.Module, state: FitState) -> None:
@@ -89,7 +122,7 @@ class FastAdversarialTraining(AdversarialTraining):
 
     def _use_fallback_attack(self, model: nn.Module) -> None:
         eps = self._full[0]
-        self.attack = PGD(model, eps=eps, steps=self.fallback_steps, bounds=self.attack.bounds)
+        self.attack = PGD(model, eps=eps, steps=self.fallback_steps, bounds=self.attack.bounds, loss=self.attack.loss)
         self._full = (eps, None)
         self._set_factor(self._factor)
 

@@ -17,14 +17,27 @@ class GaussianNoise(Regime):
         std: standard deviation of the noise, in input units (a float or a per-feature tensor).
         fraction: fraction of each batch that receives noise (the first ``round(fraction * N)`` samples).
         bounds: ``None`` or ``(low, high)`` to clamp noisy inputs to the valid range.
-        loss: ``loss(logits, y) -> scalar``; default cross entropy.
+        loss: ``loss(logits, y) -> scalar``; default the task's loss.
+        task: ``"multiclass"``, ``"multilabel"`` or ``"regression"`` (see :mod:`robustlab.common.tasks`).
 
     Reference:
         Bishop, C. M. "Training with Noise is Equivalent to Tikhonov Regularization", Neural Computation 1995.
+
+    Examples::
+
+        >>> import torch
+        >>> from robustlab.common.models import MLP
+        >>> batch = {"x": torch.rand(8, 2), "y": torch.randint(0, 2, (8,))}
+        >>> GaussianNoise(0.1, bounds=(0.0, 1.0))(MLP(2, 2), batch).ndim
+        0
     """
 
-    def __init__(self, std: float | Tensor = 0.1, *, fraction: float = 1.0, bounds=None, loss=None) -> None:
-        super().__init__(loss=loss)
+    citation = ("Bishop, C. M. Training with Noise is Equivalent to Tikhonov Regularization. Neural Computation "
+                "7(1):108-116, 1995.")
+
+    def __init__(self, std: float | Tensor = 0.1, *, fraction: float = 1.0, bounds=None, loss=None,
+                 task="multiclass") -> None:
+        super().__init__(loss=loss, task=task)
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
         self.std = std
