@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from torch import nn
 
+from robustlab.common.features import attack_pass
+
 __all__ = ["MODES", "model_mode", "frozen_parameters", "input_gradient_context"]
 
 MODES = ("eval", "train", "keep")
@@ -53,6 +55,7 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
 
 @contextmanager
 def input_gradient_context(model: nn.Module, mode: str) -> Iterator[None]:
-    """:func:`model_mode` and :func:`frozen_parameters` together: the context of attacks and attributions."""
-    with model_mode(model, mode), frozen_parameters(model):
+    """:func:`model_mode`, :func:`frozen_parameters` and :func:`~robustlab.common.features.attack_pass` together:
+    the context of attacks and attributions (feature recorders stay silent in it)."""
+    with model_mode(model, mode), frozen_parameters(model), attack_pass():
         yield

@@ -535,6 +535,7 @@ def _iter_activations(model: Any, x: Any, layer: Any, batch_size: int) -> Iterat
     import torch
     from torch import nn
 
+    from robustlab.common.features import FeatureRecorder
     from robustlab.common.modes import model_mode
 
     if not isinstance(model, nn.Module):
@@ -550,22 +551,20 @@ def _iter_activations(model: Any, x: Any, layer: Any, batch_size: int) -> Iterat
     if xs.ndim != 3 or xs.shape[1] != 4 or len(xs) == 0:
         raise ValueError(f"x must be a non-empty batch of one-hot sequences (N, 4, L), got {tuple(xs.shape)}")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    recorded: list[Any] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: recorded.append(out.detach()))
-    try:
-        with model_mode(model, "eval"), torch.no_grad():
-            for start in range(0, len(xs), batch_size):
-                xb = xs[start : start + batch_size]
-                recorded.clear()
-                model(xb.to(device))
-                if len(recorded) != 1:
-                    raise ValueError(
-                        f"the recorded layer ran {len(recorded)} times in one forward pass; pass "
-                        f"layer= a submodule used once"
-                    )
-                yield xb, recorded[0].float().cpu()
-    finally:
-        handle.remove()
+    recorder = FeatureRecorder(model, layer, detach=True, keep="all")
+    (name,) = recorder.names
+    with recorder, model_mode(model, "eval"), torch.no_grad():
+        for start in range(0, len(xs), batch_size):
+            xb = xs[start : start + batch_size]
+            recorder.clear()
+            model(xb.to(device))
+            recorded = recorder.outputs[name]
+            if len(recorded) != 1:
+                raise ValueError(
+                    f"the recorded layer ran {len(recorded)} times in one forward pass; pass "
+                    f"layer= a submodule used once"
+                )
+            yield xb, recorded[0].float().cpu()
 
 
 def _first_conv(model: Any) -> Any:
