@@ -1,4 +1,4 @@
-"""Data utilities: the data/cache folder, batch-dict datasets, verified downloads and file-format readers.
+"""Data utilities: the data/cache folder, batch-dict datasets, grouped splits, verified downloads and file readers.
 
 Corpus readers live in the domain packages; this subpackage holds what they share.
 """
@@ -7,5 +7,6 @@ from robustlab.common.data.datasets import ArrayDataset
 from robustlab.common.data.download import download
 from robustlab.common.data.idx import read_idx
 from robustlab.common.data.paths import ENV_VAR, data_dir
+from robustlab.common.data.splits import group_split
 
-__all__ = ["ArrayDataset", "ENV_VAR", "data_dir", "download", "read_idx"]
+__all__ = ["ArrayDataset", "ENV_VAR", "data_dir", "download", "group_split", "read_idx"]

@@ -1,7 +1,8 @@
 """Metrics: pure functions of labels and scores (numpy arrays or tensors), and of ``(model, loader, attack)``.
 
 Classification metrics follow scikit-learn's definitions and the ECG literature's names (sensitivity, positive
-predictivity); robustness metrics run any ``attack(x, y) -> x_adv`` over a loader.
+predictivity); regression metrics (MAE, RMSE, R²) follow scikit-learn's, averaged uniformly over outputs;
+robustness metrics run any ``attack(x, y) -> x_adv`` over a loader.
 """
 
 from robustlab.common.metrics.classification import (
@@ -13,6 +14,7 @@ from robustlab.common.metrics.classification import (
     macro_f1,
     per_class_report,
 )
+from robustlab.common.metrics.regression import mae, r2, rmse
 from robustlab.common.metrics.robustness import attack_success_rate, predict, robust_accuracy
 
 __all__ = [
@@ -23,6 +25,9 @@ __all__ = [
     "macro_f1",
     "auroc",
     "aupr",
+    "mae",
+    "rmse",
+    "r2",
     "predict",
     "robust_accuracy",
     "attack_success_rate",
