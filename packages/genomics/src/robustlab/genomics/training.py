@@ -8,8 +8,9 @@
   One-hot DNA is attacked in its own units and each step is clipped to ``[0, 1]``, as in the authors' code (an
   observed nucleotide can only go down, the other three only up).
 
-Every variant trains with :func:`robustlab.common.engine.fit` and a binary cross-entropy on logits, which serves
-the binary ``(N, 1)`` task and the multi-label ``(N, 12)`` task alike.
+Every variant trains through the core's :func:`robustlab.common.training.train` (one ``fit`` call: seeded loaders,
+Adam, the best epoch by validation AUROC) with a binary cross-entropy on logits, which serves the binary
+``(N, 1)`` task and the multi-label ``(N, 12)`` task alike.
 
 Reference:
     Koo, P. K., Qian, S., Kaplun, G., Volf, V., Kalimeris, D. "Robust Neural Networks are More Interpretable for
@@ -119,15 +120,15 @@ def build_regime(variant: str, model: nn.Module, config: TrainConfig):
 
     _check_variant(variant)
     if variant in ("standard", "regularized"):
-        return ERM(loss=_bce)
+        return ERM(loss=_bce, task="multilabel")
     if variant == "noise":
-        return GaussianNoise(config.noise_std, loss=_bce)
+        return GaussianNoise(config.noise_std, loss=_bce, task="multilabel")
     # The attack maximizes the summed loss (the gradient's sign is all that counts for L-inf steps).
     attack = PGD(model, eps=config.adv_eps, steps=config.adv_steps, random_start=False, bounds=config.adv_bounds,
                  loss=nn.BCEWithLogitsLoss(reduction="sum"))
     return AdversarialTraining(attack, fraction=config.adv_fraction,
                                schedule=EpsRamp(warmup_epochs=config.adv_warmup_epochs, ramp_epochs=0),
-                               loss=_bce)
+                               loss=_bce, task="multilabel")
 
 
 def classification_metrics(logits: Any, y: Any) -> dict[str, float]:
@@ -179,11 +180,9 @@ def train(
     Returns:
         ``(model, FitResult)``; with a validation set the model holds the weights of its best validation AUROC.
     """
-    from torch.utils.data import DataLoader
-
-    from robustlab.common.data import ArrayDataset
-    from robustlab.common.engine import EarlyStopping, fit
     from robustlab.common.recipes.base import seed_everything
+    from robustlab.common.training import TrainConfig as FitConfig
+    from robustlab.common.training import train as train_task
 
     seed_everything(seed)
     x, y = train_ds.x, train_ds.y
@@ -193,14 +192,9 @@ def train(
     regime = build_regime(variant, model, config)
     decay = config.weight_decay if variant == "regularized" else 0.0
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=decay)
-    loader = DataLoader(ArrayDataset(x, y), batch_size=config.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
-    kwargs: dict[str, Any] = {}
-    if valid_ds is not None:
-        kwargs["val_loader"] = DataLoader(ArrayDataset(valid_ds.x, valid_ds.y), batch_size=512)
-        kwargs["metrics"] = {"auroc": _val_auroc}
-        kwargs["early_stopping"] = EarlyStopping(monitor="val_auroc", mode="max",
-                                                 patience=config.patience or config.epochs)
-    result = fit(model, regime, loader, optimizer=optimizer, epochs=config.epochs, out_dir=out_dir,
-                 device=config.device, progress=progress, **kwargs)
+    fit_config = FitConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, patience=config.patience,
+                           monitor="val_auroc", device=config.device)
+    result = train_task(model, regime, (x, y), None if valid_ds is None else (valid_ds.x, valid_ds.y),
+                        task="multilabel", config=fit_config, optimizer=optimizer, metrics={"auroc": _val_auroc},
+                        out_dir=out_dir, seed=seed, progress=progress)
     return model, result
