@@ -302,3 +302,22 @@ def test_a_domain_reproduce_command_offers_only_its_recipes(tmp_path):
     command = reproduce_command(package="robustlab.no_such_domain")
     result = CliRunner().invoke(command, [MOONS, "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "unknown recipe" in result.output
+
+
+def test_reproduce_takes_its_shard_from_a_slurm_job_array(tmp_path, toy, monkeypatch):
+    for task in (1, 2):  # sbatch --array=1-2: task ids 1 and 2 are shards 0/2 and 1/2
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
+        monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+        monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+        result = invoke("reproduce", "toy_table", "--out", tmp_path / "all", "--no-progress")
+        assert result.exit_code == 0, result.output
+        assert f"shard {task - 1}/2 from the Slurm job array" in result.output
+        assert f"{2 * task}/4 runs finished" in result.output
+    ids = sorted(p.stem for p in (tmp_path / "all" / "runs").glob("*.json"))
+    assert len(ids) == 4
+    # an explicit --shard wins over the job array
+    result = invoke("reproduce", "toy_table", "--out", tmp_path / "one", "--shard", "0/4", "--no-progress")
+    assert result.exit_code == 0 and "1/4 runs finished" in result.output
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "9")
+    result = invoke("reproduce", "toy_table", "--out", tmp_path / "bad", "--no-progress")
+    assert result.exit_code == 1 and "SLURM_ARRAY_TASK_ID=9" in result.output

@@ -291,3 +291,28 @@ def test_registry_lists_and_loads_recipes():
     with pytest.raises(ConfigError, match="khalooei2022_moons"):
         get_recipe("no_such_recipe")
     assert recipe_names(package="robustlab.no_such_domain") == []
+
+
+@pytest.mark.parametrize(
+    ("env", "shard"),
+    [({}, None),
+     ({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "4"}, (0, 4)),
+     ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"}, (2, 3)),
+     ({"SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0",
+       "SLURM_ARRAY_TASK_STEP": "2"}, (3, 4))],
+)
+def test_shard_from_a_slurm_job_array(env, shard):
+    from robustlab.common.recipes import shard_from_env
+
+    assert shard_from_env(env) == shard
+
+
+@pytest.mark.parametrize("env", [{"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"},
+                                 {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "2"},
+                                 {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2",
+                                  "SLURM_ARRAY_TASK_STEP": "2"}])
+def test_bad_slurm_variables_are_named(env):
+    from robustlab.common.recipes import shard_from_env
+
+    with pytest.raises(ConfigError, match="SLURM_ARRAY_TASK"):
+        shard_from_env(env)

@@ -299,8 +299,9 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
                   help="smoke (seconds), quick (minutes on a CPU), paper (the published protocol, for a GPU).")
     @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                   help="Results folder: runs/<run_id>.json, results.md, results.csv, results.png.")
-    @click.option("--shard", type=Shard(), default="0/1", show_default=True,
-                  help="Run only the runs whose grid index % n == i (i counts from 0).")
+    @click.option("--shard", type=Shard(), default=None,
+                  help="Run only the runs whose grid index % n == i (i counts from 0). Default: the task's position "
+                       "in a Slurm job array (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT), else 0/1.")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                   help="Change a profile value, e.g. --set epochs=5 --set eval_eps=0.1,0.2 (repeatable).")
     @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -308,7 +309,7 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
     @click.option("--threads", type=click.IntRange(min=1), help="torch threads (torch.set_num_threads).")
     @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
     @_handle_errors
-    def command(recipe: str, profile: str, out_dir: Path, shard: tuple[int, int], overrides: tuple[str, ...],
+    def command(recipe: str, profile: str, out_dir: Path, shard: tuple[int, int] | None, overrides: tuple[str, ...],
                 config: Path | None, threads: int | None, progress: bool) -> None:
         """Run the grid of RECIPE with a profile into --out, then write results.md, results.csv and results.png.
 
@@ -317,9 +318,13 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
         --set values) is refused. Shards (--shard i/n) can share a folder or use their own, merged afterwards
         with 'robustlab merge'.
         """
-        from robustlab.common.recipes import get_recipe, resolve_profile, run_recipe
+        from robustlab.common.recipes import get_recipe, resolve_profile, run_recipe, shard_from_env
 
         r = get_recipe(recipe, package=package)
+        if shard is None:
+            shard = shard_from_env() or (0, 1)
+            if shard != (0, 1):
+                click.echo(f"shard {shard[0]}/{shard[1]} from the Slurm job array", err=True)
         if profile not in r.profiles:
             raise click.BadParameter(
                 f"recipe {recipe!r} has no profile {profile!r}; its profiles: {', '.join(r.profiles)}",

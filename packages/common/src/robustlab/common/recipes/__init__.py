@@ -23,6 +23,7 @@ from robustlab.common.recipes.runner import (
     merge_results,
     resolve_profile,
     run_recipe,
+    shard_from_env,
     write_results,
 )
 
@@ -44,5 +45,6 @@ __all__ = [
     "run_id",
     "run_recipe",
     "seed_everything",
+    "shard_from_env",
     "write_results",
 ]

@@ -34,7 +34,7 @@ from robustlab.common.io import _json_default, atomic_path, atomic_write_json, a
 from robustlab.common.recipes.base import Recipe, Table, run_id
 from robustlab.common.recipes.registry import get_recipe
 
-__all__ = ["RecipeReport", "merge_results", "resolve_profile", "run_recipe", "write_results"]
+__all__ = ["RecipeReport", "merge_results", "resolve_profile", "run_recipe", "shard_from_env", "write_results"]
 
 Overrides = Sequence[str] | Mapping[str, Any]
 
@@ -296,6 +296,35 @@ def write_results(recipe: Recipe | str, out_dir: str | os.PathLike) -> RecipeRep
 
 
 # -- internals --------------------------------------------------------------------------------------------------
+
+
+def shard_from_env(environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """The shard ``(i, n)`` of a Slurm job array task, or None outside a job array.
+
+    A job array ``sbatch --array=0-3`` (or ``1-4``, or ``0-6:2``) runs one task per shard: ``i`` is the task's
+    position in the array (``(SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP``) and ``n``
+    is ``SLURM_ARRAY_TASK_COUNT``.
+
+    Raises:
+        ConfigError: the variables are not integers or give a position outside ``0 .. n-1``.
+    """
+    env = os.environ if environ is None else environ
+    if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+        return None
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP")
+    try:
+        task, count = int(env[names[0]]), int(env[names[1]])
+        low, step = int(env.get(names[2], "0")), int(env.get(names[3], "1"))
+    except ValueError:
+        shown = ", ".join(f"{k}={env.get(k)!r}" for k in names if k in env)
+        raise ConfigError(f"the Slurm job array variables are not integers: {shown}") from None
+    if step < 1 or (task - low) % step:
+        raise ConfigError(f"SLURM_ARRAY_TASK_ID={task} is not on the array's grid (min {low}, step {step})")
+    i = (task - low) // step
+    if count < 1 or not 0 <= i < count:
+        raise ConfigError(f"SLURM_ARRAY_TASK_ID={task} (min {low}, step {step}) gives shard {i}, outside 0..{count - 1} "
+                          f"of SLURM_ARRAY_TASK_COUNT={count}")
+    return i, count
 
 
 def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
