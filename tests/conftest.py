@@ -12,6 +12,13 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _no_job_array(monkeypatch):
+    """A test suite run inside a Slurm job array must not shard the recipes the tests run."""
+    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """Real MNIST from shared/data as float tensors in [0, 1]: (train_x, train_y, test_x, test_y)."""

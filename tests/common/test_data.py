@@ -143,3 +143,19 @@ def test_read_idx_missing_and_corrupt_gzip(tmp_path):
     with pytest.raises(DataError, match="cannot be read") as info:
         read_idx(bad)
     assert str(bad) in str(info.value)
+
+
+def test_array_dataset_of_unlabelled_inputs_and_batch_indexing():
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+    from robustlab.common.data import ArrayDataset
+
+    ds = ArrayDataset(torch.arange(10.0)[:, None])
+    assert set(ds[3]) == {"x", "index"} and ds[3]["index"] == 3
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    assert batch["index"].tolist() == [0, 1, 2, 3]
+    whole = DataLoader(ArrayDataset(torch.randn(6, 2), torch.arange(6)), batch_size=None,
+                       sampler=BatchSampler(SequentialSampler(range(6)), batch_size=6, drop_last=False))
+    b = next(iter(whole))
+    assert isinstance(b["index"], torch.Tensor) and b["index"].tolist() == list(range(6))
+    assert torch.equal(b["y"], torch.arange(6))

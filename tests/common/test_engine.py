@@ -290,7 +290,7 @@ _DDP_SCRIPT = textwrap.dedent(
     model = MLP(5, 3, hidden=(32,))
     regime = ERM() if sys.argv[2] == "erm" else AdversarialTraining(PGD(model, eps=0.1, steps=3, random_start=False))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    fit(model, regime, loader, optimizer=opt, epochs=4, out_dir=sys.argv[1], progress=False)
+    fit(model, regime, loader, optimizer=opt, epochs=4, out_dir=sys.argv[1], progress=False, device="cpu")
     """
 )
 

@@ -225,7 +225,7 @@ _DDP_SCRIPT = textwrap.dedent(
                            shuffle=True)
     model = MLP(5, 3, hidden=(16,))
     fit(model, PerSample(128), loader, unlabeled_loader=unlabeled, epochs=3, out_dir=sys.argv[1],
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False, device="cpu")
     """
 )
 
@@ -248,3 +248,12 @@ def test_per_sample_state_and_two_loaders_under_ddp_match_one_process(tmp_path):
     torch.testing.assert_close(two["mean"], one["mean"], rtol=1e-5, atol=1e-7)
     # both processes read disjoint shares of the unlabelled loader, every epoch reshuffled: 4 steps x 16 = 64
     assert torch.equal(two["unlabeled_count"], torch.full((64,), 3))
+
+
+def test_a_loader_that_cannot_be_sharded_is_refused_under_ddp():
+    from robustlab.common._distributed import Distributed
+
+    d = Distributed.__new__(Distributed)
+    d.world, d.rank, d.created, d._keep = 2, 0, False, []
+    with pytest.raises(ConfigError, match="unlabeled loader is a list, not a torch DataLoader"):
+        d.shard([{"x": torch.ones(2, 2)}], seed=0, what="unlabeled")

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from robustlab.common.checkpoint import load_checkpoint
 from robustlab.common.data import ArrayDataset
 from robustlab.common.engine import evaluate, fit, load_best
-from robustlab.common.errors import ConfigError, NonFiniteLossError
+from robustlab.common.errors import CheckpointError, ConfigError, NonFiniteLossError
 from robustlab.common.models import MLP
 from robustlab.common.regimes import ERM
 from robustlab.common.regimes.base import Regime
@@ -154,8 +154,57 @@ def test_scheduler_needs_the_model_optimizer():
 
     model = MLP(2, 2)
     sched = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(model.parameters(), lr=0.1), 1)
-    with pytest.raises(ConfigError, match="'model' optimizer"):
+    with pytest.raises(ConfigError, match="optimizer 'model', which NoModel does not have"):
         fit(model, NoModel(MLP(2, 2)), _loader(), scheduler=sched, progress=False)
+
+
+def test_named_schedulers_step_their_optimizers_and_resume(tmp_path):
+    torch.manual_seed(0)
+    model, other = MLP(2, 2), MLP(2, 2)
+    regime = _TwoOptimizers(other)
+
+    class Scheduled(_TwoOptimizers):
+        def configure_schedulers(self, optimizers):
+            return {"other": torch.optim.lr_scheduler.StepLR(optimizers["other"], step_size=1, gamma=0.5)}
+
+    regime = Scheduled(other)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    res = fit(model, regime, _loader(), optimizer=opt, epochs=2, out_dir=tmp_path, progress=False,
+              scheduler={"model": torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)})
+    assert res.history[-1]["lr"] == pytest.approx(0.1 * 0.1 ** 2)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert set(ckpt["schedulers"]) == {"model", "other"}
+    assert ckpt["optimizers"]["other"]["param_groups"][0]["lr"] == pytest.approx(0.05 * 0.25)
+    # resume: the restored scheduler goes on from epoch 2
+    model2, other2 = MLP(2, 2), MLP(2, 2)
+    opt2 = torch.optim.SGD(model2.parameters(), lr=0.1)
+    res2 = fit(model2, Scheduled(other2), _loader(), optimizer=opt2, epochs=3, out_dir=tmp_path, resume=True,
+               progress=False, scheduler={"model": torch.optim.lr_scheduler.StepLR(opt2, step_size=1, gamma=0.1)})
+    assert res2.history[-1]["lr"] == pytest.approx(0.1 * 0.1 ** 3)
+    wrong = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(MLP(2, 2).parameters(), lr=0.1), 1)
+    with pytest.raises(ConfigError, match="another optimizer"):
+        fit(MLP(2, 2), ERM(), _loader(), scheduler=wrong, progress=False)
+
+
+def test_a_given_optimizer_gets_a_companion_for_an_uncovered_network():
+    torch.manual_seed(0)
+    model, peer = MLP(2, 2, hidden=(8,)), MLP(2, 2, hidden=(8,))
+    before = [p.detach().clone() for p in peer.parameters()]
+    regime = _WithPeer(peer)
+    fit(model, regime, _loader(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, peer.parameters())), "the peer must train"
+    opts = regime.configure_optimizers(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert set(opts) == {"model", "peer"} and type(opts["peer"]) is torch.optim.SGD
+    partial = torch.optim.SGD(list(model.parameters()) + [next(peer.parameters())], lr=0.1)
+    with pytest.raises(ConfigError, match="covers 1 of the 4 parameters of the network 'peer'"):
+        fit(model, _WithPeer(peer), _loader(), optimizer=partial, progress=False)
+
+    class Forgetful(_WithPeer):
+        def configure_optimizers(self, model, optimizer):
+            return {"model": torch.optim.SGD(model.parameters(), lr=0.1)}
+
+    with pytest.raises(ConfigError, match="network 'peer' of Forgetful has parameters in no optimizer"):
+        fit(model, Forgetful(peer), _loader(), progress=False)
 
 
 class _ValidatedByOther(_WithPeer):
@@ -263,6 +312,29 @@ def test_best_state_includes_the_regime_and_is_restored(tmp_path):
     reg = _Stateful()
     load_best(MLP(2, 2, hidden=(8,)), tmp_path / "disk", regime=reg)
     assert reg.counter == load_checkpoint(tmp_path / "disk" / "best.pt")["epoch"]
+
+
+def test_load_best_sets_a_fresh_regime_up_before_loading(tmp_path):
+    from robustlab.common.regimes import GradualPruning, MeanTeacher
+
+    torch.manual_seed(0)
+    model, regime = MLP(2, 2, hidden=(8,)), MeanTeacher(alpha=0.5)
+    fit(model, regime, _loader(), val_loader=_loader(shuffle=False), epochs=2, out_dir=tmp_path / "mt",
+        progress=False)
+    saved = load_checkpoint(tmp_path / "mt" / "best.pt")["networks"]["teacher"]
+    fresh = MeanTeacher(alpha=0.5)
+    load_best(MLP(2, 2, hidden=(8,)), tmp_path / "mt", regime=fresh)
+    for k, v in fresh.teacher.state_dict().items():
+        assert torch.equal(v, saved[k]), "a fresh regime gets the saved teacher, not a copy of the student"
+    with pytest.raises(CheckpointError, match="networks \\['teacher'\\]"):
+        load_best(MLP(2, 2, hidden=(8,)), tmp_path / "mt", regime=ERM())
+    pruned = MLP(2, 2, hidden=(8,))
+    fit(pruned, GradualPruning(0.5, begin=0.0, end=0.5, frequency=1, make_permanent=False), _loader(),
+        val_loader=_loader(shuffle=False), epochs=2, out_dir=tmp_path / "pr", progress=False)
+    again = MLP(2, 2, hidden=(8,))
+    load_best(again, tmp_path / "pr", regime=GradualPruning(0.5))
+    x = torch.randn(5, 2)
+    assert torch.equal(again(x), pruned(x))
 
 
 def test_a_regime_may_keep_an_epoch_from_becoming_best(tmp_path):

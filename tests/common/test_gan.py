@@ -330,7 +330,7 @@ _DDP_SCRIPT = textwrap.dedent(
     generator = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
     discriminator = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
     fit(generator, GAN(discriminator, latent_dim=4, d_steps=2), loader, epochs=2, out_dir=sys.argv[1],
-        progress=False)
+        progress=False, device="cpu")
     torch.save({"generator": generator.state_dict(), "discriminator": discriminator.state_dict()},
                f"{sys.argv[1]}/rank{os.environ.get('RANK', '0')}.pt")
     """

@@ -180,3 +180,20 @@ def test_guard_leaves_unlabelled_samples_out():
         linear.bias.zero_()
     guard = CatastrophicOverfittingGuard(eps=0.3, bounds=None, steps=3, size=8, max_drop=0.2, max_gap=0.2)
     assert guard.check(linear, FitState(val_loader=loader)).pgd_acc == 1.0
+
+
+@pytest.mark.parametrize("task", ["multilabel", "regression"])
+def test_adversarial_training_attacks_with_the_task_loss_by_default(task):
+    from robustlab.common.attacks import PGD
+    from robustlab.common.regimes import AdversarialTraining
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    attack = PGD(model, eps=0.1, steps=3)  # left at its default loss
+    regime = AdversarialTraining(attack, task=task)
+    x = torch.randn(8, 4)
+    y = torch.randint(0, 2, (8, 3)).float() if task == "multilabel" else torch.randn(8, 3)
+    x_adv = regime.attack(x, y)
+    assert (x_adv - x).abs().max() == pytest.approx(0.1, rel=1e-5), "the attack moves the input to its budget"
+    with torch.no_grad():
+        assert regime.task.loss(model(x_adv), y) > regime.task.loss(model(x), y)

@@ -295,3 +295,25 @@ def test_fallback_remedy_rolls_back_and_switches_to_pgd(tmp_path):
 def test_bad_remedy():
     with pytest.raises(ValueError, match="remedy"):
         FastAdversarialTraining(0.3, remedy="pray")
+
+
+@pytest.mark.parametrize("with_val", [True, False])
+def test_fast_adversarial_training_resumes_bit_identically(tmp_path, with_val):
+    # the guard draws its check batch again after a resume: that must not move the training's random state
+    def run(epochs, out, resume=False):
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(96, 4, generator=g)
+        data = ArrayDataset(x, _targets("multiclass", 96, g, x))
+        loader = DataLoader(data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(1))
+        val = DataLoader(data, batch_size=32, shuffle=True) if with_val else None
+        model = _model()
+        fit(model, regimes.FastAdversarialTraining(0.1, check_size=32), loader, val_loader=val, epochs=epochs,
+            out_dir=out, resume=resume, progress=False)
+        return model
+
+    full = run(4, tmp_path / "full")
+    run(2, tmp_path / "part")
+    resumed = run(4, tmp_path / "part", resume=True)
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -105,6 +105,7 @@ def test_train_passes_unlabeled_data_to_the_regime():
     class Peek(ERM):
         def __call__(self, model, batch):
             seen.append(len(batch["unlabeled"]["x"]))
+            assert batch["unlabeled"]["index"].dtype == torch.int64
             return super().__call__(model, batch)
 
     x, y = _data("multiclass", 64)

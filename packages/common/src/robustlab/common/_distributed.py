@@ -75,10 +75,36 @@ class Distributed:
         self._keep += parts
         return torch.cat([p[:s].to(t.device) for p, s in zip(parts, sizes)])
 
+    def broadcast_state(self, module: torch.nn.Module) -> None:
+        """Overwrite ``module``'s parameters and buffers with those of process 0 (in place)."""
+        if self.world == 1:
+            return
+        with torch.no_grad():
+            for t in module.state_dict(keep_vars=True).values():
+                if isinstance(t, Tensor):
+                    dist.broadcast(t.data, src=0)
+
+    def broadcast_object(self, obj):
+        """Process 0's ``obj`` (picklable) on every process."""
+        if self.world == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def release(self) -> None:
+        """Drop the tensors kept from earlier collectives (call between epochs, when all have completed)."""
+        self._keep.clear()
+
     def shard(self, loader, seed: int, *, what: str = "training") -> DataLoader:
         """Rebuild ``loader`` so that each process reads its share of every global batch."""
-        if self.world == 1 or not isinstance(loader, DataLoader) or isinstance(loader.sampler, DistributedSampler):
+        if self.world == 1 or isinstance(getattr(loader, "sampler", None), DistributedSampler):
             return loader
+        if not isinstance(loader, DataLoader):
+            raise ConfigError(
+                f"the {what} loader is a {type(loader).__name__}, not a torch DataLoader: under torchrun every "
+                "process would read all of it; pass a DataLoader (fit shards it) or one with a DistributedSampler"
+            )
         if loader.batch_size is None or loader.batch_size % self.world:
             raise ConfigError(
                 f"the {what} loader's batch_size ({loader.batch_size}) is the global batch and must divide by "

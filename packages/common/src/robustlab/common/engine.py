@@ -37,7 +37,6 @@ from torch.utils.data import DistributedSampler
 from robustlab.common._distributed import Distributed
 from robustlab.common.checkpoint import (
     load_checkpoint,
-    load_weights,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -284,8 +283,9 @@ def fit(
         optimizer: the model's optimizer; default Adam (learning rate 1e-3) over the model and the regime's
             trainable networks. A regime may add optimizers of its own (``configure_optimizers``).
         epochs: total epochs (a resumed run counts the epochs already done).
-        scheduler: a learning-rate scheduler of the ``"model"`` optimizer, stepped every epoch or every step
-            (``scheduler_interval``).
+        scheduler: a learning-rate scheduler of the ``"model"`` optimizer, or a dict of schedulers by optimizer
+            name (a regime may add its own through ``configure_schedulers``); stepped every epoch or every step
+            (``scheduler_interval``) and checkpointed.
         out_dir: where checkpoints and logs go; None keeps everything in memory.
         resume: continue from ``out_dir/last.pt`` if it exists (bit-identical on the CPU).
         early_stopping: stop when a validation metric stops improving; also picks the metric that ``best.pt``
@@ -366,6 +366,7 @@ class _Run:
 
     # -- the whole run --------------------------------------------------------------------------------------------
     def run(self) -> FitResult:
+        failed = True
         try:
             self._prepare()
             rng = self._resume() if self.resume and (self.out / "last.pt").exists() else None
@@ -383,8 +384,9 @@ class _Run:
             self.ddp.barrier()  # best.pt is written by the main process
             self._restore_best()
             self.result.eval_model = self.regime.eval_model(self.model)
+            failed = False
         finally:
-            self._close()
+            self._close(failed)
         return self.result
 
     def _prepare(self) -> None:
@@ -401,13 +403,14 @@ class _Run:
         if self.ddp.world > 1:
             self.train_model = self._ddp_wrap(model)
             regime._wrapped = {k: self._ddp_wrap(v) for k, v in regime.trainable_networks.items()}
+            for net in regime.networks.values():  # an EMA teacher copied before the model was broadcast
+                self.ddp.broadcast_state(net)
         self.optimizers = regime.configure_optimizers(model, self.optimizer)
         if not self.optimizers or not all(isinstance(o, torch.optim.Optimizer) for o in self.optimizers.values()):
             raise ConfigError(f"{type(regime).__name__}.configure_optimizers must return a non-empty dict of "
                               f"optimizers, got {self.optimizers!r}")
-        if self.scheduler is not None and "model" not in self.optimizers:
-            raise ConfigError(f"a scheduler follows the 'model' optimizer, which {type(regime).__name__} does "
-                              f"not have (it has {sorted(self.optimizers)})")
+        self._check_networks_are_optimized()
+        self.schedulers = self._schedulers()
         primary = self.loaders["unlabeled" if self.epoch_length == "unlabeled" else "train"]
         self.steps = len(primary)
         state.steps_per_epoch, state.global_step = self.steps, 0
@@ -416,16 +419,48 @@ class _Run:
                                amp_dtype=self.amp_dtype, use_amp=self.use_amp, grad_clip=self.grad_clip,
                                state=state, describe=self._describe_step)
 
+    def _check_networks_are_optimized(self) -> None:
+        covered = {id(p) for opt in self.optimizers.values() for g in opt.param_groups for p in g["params"]}
+        for name, net in self.regime.trainable_networks.items():
+            if any(p.requires_grad and id(p) not in covered for p in net.parameters()):
+                raise ConfigError(f"the trainable network {name!r} of {type(self.regime).__name__} has parameters in "
+                                  f"no optimizer ({sorted(self.optimizers)}): it would never train")
+
+    def _schedulers(self) -> dict[str, Any]:
+        given = self.scheduler
+        schedulers = dict(given) if isinstance(given, Mapping) else ({} if given is None else {"model": given})
+        schedulers.update(self.regime.configure_schedulers(self.optimizers))
+        for name, sched in schedulers.items():
+            if name not in self.optimizers:
+                raise ConfigError(f"a scheduler follows the optimizer {name!r}, which {type(self.regime).__name__} "
+                                  f"does not have (it has {sorted(self.optimizers)})")
+            if getattr(sched, "optimizer", self.optimizers[name]) is not self.optimizers[name]:
+                raise ConfigError(f"the scheduler given for {name!r} steps another optimizer than the run's {name!r}")
+        return schedulers
+
+    def _step_schedulers(self, interval: str) -> None:
+        if self.scheduler_interval == interval:
+            for sched in self.schedulers.values():
+                sched.step()
+
     def _ddp_wrap(self, module: nn.Module) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
 
-    def _close(self) -> None:
+    def _close(self, failed: bool) -> None:
         try:
             if self.set_up:
-                self.regime.on_fit_end(self.model, self.state)
+                try:
+                    self.regime.on_fit_end(self.model, self.state)
+                except Exception as e:
+                    if not failed:
+                        raise
+                    import warnings  # the error that stopped training is the one to report
+
+                    warnings.warn(f"{type(self.regime).__name__}.on_fit_end failed after an earlier error: {e!r}",
+                                  RuntimeWarning, stacklevel=2)
         finally:
             self.regime._wrapped = {}
             self.train_model = self.model  # the DDP reducers go before their process group
@@ -441,8 +476,10 @@ class _Run:
             if states.get(name) is None:
                 raise CheckpointError(f"checkpoint {path} has no state for the optimizer {name!r}")
             opt.load_state_dict(states[name])
-        if self.scheduler is not None and ckpt.get("scheduler") is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+        saved = ckpt.get("schedulers") or ({"model": ckpt["scheduler"]} if ckpt.get("scheduler") else {})
+        for name, sched in self.schedulers.items():
+            if saved.get(name) is not None:
+                sched.load_state_dict(saved[name])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         for which, saved in (ckpt.get("loaders") or {}).items():
@@ -467,17 +504,7 @@ class _Run:
 
     def _load_snapshot(self, payload: dict[str, Any], path: Path | None) -> dict[str, Any]:
         where = f"checkpoint {path}" if path is not None else "the best state kept in memory"
-        try:
-            self.model.load_state_dict(payload["model"])
-            for name, net in self.regime.networks.items():
-                if name not in payload.get("networks", {}):
-                    raise CheckpointError(f"{where} has no weights for the network {name!r}")
-                net.load_state_dict(payload["networks"][name])
-        except (RuntimeError, KeyError) as e:
-            raise CheckpointError(f"{where} does not fit {type(self.model).__name__}: {e}") from e
-        if "regime" in payload:
-            self.regime.load_state_dict(payload["regime"] or {})
-        return payload
+        return _load_trained_state(self.model, self.regime, payload, where)
 
     # -- one epoch ------------------------------------------------------------------------------------------------
     def _batches(self) -> Iterator[dict]:
@@ -506,6 +533,7 @@ class _Run:
 
         state, regime = self.state, self.regime
         state.epoch, state.step = epoch, 0
+        self.ddp.release()  # the collectives of the previous epoch have completed
         for loader in self.loaders.values():
             if isinstance(getattr(loader, "sampler", None), DistributedSampler):
                 loader.sampler.set_epoch(epoch)
@@ -527,8 +555,7 @@ class _Run:
             value = float(regime.train_step(self.ctx, self.train_model, batch))
             if self.ctx.stepped:
                 self.scaler.update()
-            if self.scheduler is not None and self.scheduler_interval == "step":
-                self.scheduler.step()
+            self._step_schedulers("step")
             state.global_step += 1
             regime.on_step_end(self.model, state)
             bs = len(batch["x"])
@@ -539,8 +566,7 @@ class _Run:
             if step % refresh == 0:
                 bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", refresh=False)
         bar.close()
-        if self.scheduler is not None and self.scheduler_interval == "epoch":
-            self.scheduler.step()
+        self._step_schedulers("epoch")
         return loss_sum, n_seen, extra, t0
 
     def _end_epoch(self, epoch: int, sums: tuple[float, int, dict[str, float], float]) -> None:
@@ -550,16 +576,21 @@ class _Run:
         record: dict[str, float] = {"epoch": epoch + 1, "train_loss": total[0] / total[1]}
         record.update({f"train_{k}": v / total[1] for k, v in zip(extra, total[2:])})
         record.update(self.regime.on_epoch_end(self.model, self.state))
+        if self.ddp.world > 1:  # every process validates and checkpoints the same buffers (batch-norm statistics)
+            for net in (self.model, *self.regime.networks.values()):
+                self.ddp.broadcast_state(net)
         if self.val_loader is not None:
             val = self.regime.validate(self.model, self.val_loader, metrics=self.metrics, device=self.device)
             record.update({f"val_{k}": v for k, v in val.items()})
         lead = self.optimizers.get("model") or next(iter(self.optimizers.values()))
         record["lr"] = lead.param_groups[0]["lr"]
         record["seconds"] = time.perf_counter() - t0
+        # the decisions below are process 0's, so that every process stops at the same epoch
+        record, regime_stop = self.ddp.broadcast_object((record, self.regime.stop_reason))
         self.result.history.append(record)
         improved = self._track_best(epoch, record)
-        if self.regime.stop_reason:
-            self.result.stop_reason = self.regime.stop_reason
+        if regime_stop:
+            self.result.stop_reason = regime_stop
         elif self.stopper is not None and self.bad_epochs >= self.stopper.patience:
             self.result.stop_reason = (
                 f"early stopping: {self.stopper.monitor} did not improve for {self.stopper.patience} epochs "
@@ -600,7 +631,7 @@ class _Run:
         save_checkpoint(self.out / "last.pt", {
             **self._snapshot(),
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": epoch + 1,
             "history": result.history,
@@ -628,15 +659,36 @@ def _write_line(text: str) -> None:
     tqdm.write(text)
 
 
+def _load_trained_state(model: nn.Module, regime: Regime | None, payload: dict[str, Any], where: str
+                        ) -> dict[str, Any]:
+    """Load a checkpoint's model weights, the regime's networks and its state (what ``best.pt`` keeps)."""
+    try:
+        model.load_state_dict(payload["model"])
+        for name, net in (regime.networks if regime is not None else {}).items():
+            if name not in payload.get("networks", {}):
+                raise CheckpointError(f"{where} has no weights for the network {name!r}")
+            net.load_state_dict(payload["networks"][name])
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{where} does not fit {type(model).__name__}: {e}") from e
+    if regime is not None:
+        extra = set(payload.get("networks", {})) - set(regime.networks)
+        if extra:
+            raise CheckpointError(f"{where} holds networks {sorted(extra)} that {type(regime).__name__} does not "
+                                  "have")
+        if "regime" in payload:
+            regime.load_state_dict(payload["regime"] or {})
+    return payload
+
+
 def load_best(model: nn.Module, out_dir: str | os.PathLike, *, regime: Regime | None = None) -> dict[str, Any]:
     """Load ``out_dir/best.pt`` into ``model`` (and, given ``regime``, its networks and state); returns the
-    checkpoint's fields."""
+    checkpoint's fields.
+
+    With a regime, its ``setup`` runs first (a fresh mean teacher creates its teacher, pruning re-parametrizes
+    the model), so a new regime object of the same kind restores what training left.
+    """
     path = Path(out_dir) / "best.pt"
-    payload = load_weights(model, path)
+    payload = load_checkpoint(path)
     if regime is not None:
-        for name, net in regime.networks.items():
-            if name not in payload.get("networks", {}):
-                raise CheckpointError(f"checkpoint {path} has no weights for the network {name!r}")
-            net.load_state_dict(payload["networks"][name])
-        regime.load_state_dict(payload.get("regime") or {})
-    return payload
+        regime.setup(model, FitState())
+    return _load_trained_state(model, regime, payload, f"checkpoint {path}")

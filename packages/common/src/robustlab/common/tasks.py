@@ -89,9 +89,9 @@ class Task:
         if self.name == "multiclass":
             if y.is_floating_point():  # class probabilities (soft labels)
                 return F.cross_entropy(logits, y)
-            if (y == UNLABELED).all():
-                return logits.sum() * 0.0
-            return F.cross_entropy(logits, y, ignore_index=UNLABELED)
+            # no host sync: a batch without labelled samples selects a zero that keeps the graph
+            mean = F.cross_entropy(logits, y, ignore_index=UNLABELED)
+            return torch.where((y != UNLABELED).any(), mean, logits.sum() * 0.0)
         y = y.to(logits.dtype).reshape(logits.shape)
         known = ~torch.isnan(y)
         if bool(known.all()):

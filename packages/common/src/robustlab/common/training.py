@@ -118,14 +118,18 @@ def _ranking(fn: Callable[..., float]) -> Callable[[Tensor, Tensor], float]:
     def metric(logits: Tensor, y: Tensor) -> float:
         import warnings
 
+        import numpy as np
+
         s, t = logits.double().numpy(), y.double().numpy()
         if s.ndim == 2 and s.shape[1] == 1:
             s, t = s[:, 0], t[:, 0]
+        if not np.isfinite(s).all():
+            return float("nan")  # a diverged model: never a best epoch
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 return float(fn(t, s))
-        except ValueError:  # no label has both classes
+        except ValueError:  # no label has both classes (validated scores and shapes above and by the metric)
             return 0.5
 
     metric.__name__ = fn.__name__
@@ -191,9 +195,7 @@ def _dataset(data: Any, what: str):
 
 
 def _optimizer(model: nn.Module, regime: Regime, config: TrainConfig) -> torch.optim.Optimizer:
-    params = list(model.parameters())
-    for net in regime.trainable_networks.values():
-        params += list(net.parameters())
+    params = regime.trainable_parameters(model)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -251,10 +253,10 @@ def train(
                         generator=torch.Generator().manual_seed(seed))
     kwargs: dict[str, Any] = {}
     if unlabeled_data is not None:
-        if isinstance(unlabeled_data, (Tensor,)) or hasattr(unlabeled_data, "__array__"):
-            from torch.utils.data import TensorDataset
+        if isinstance(unlabeled_data, Tensor) or hasattr(unlabeled_data, "__array__"):
+            from robustlab.common.data import ArrayDataset
 
-            unlabeled_data = TensorDataset(torch.as_tensor(unlabeled_data))
+            unlabeled_data = ArrayDataset(unlabeled_data)  # inputs only; batches keep their index
         kwargs["unlabeled_loader"] = DataLoader(unlabeled_data, batch_size=config.unlabeled_batch_size
                                                 or config.batch_size, shuffle=True,
                                                 generator=torch.Generator().manual_seed(seed + 1))

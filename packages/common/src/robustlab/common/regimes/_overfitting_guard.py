@@ -62,14 +62,7 @@ class CatastrophicOverfittingGuard:
     def _check_batch(self, state: FitState) -> tuple[torch.Tensor, torch.Tensor]:
         if self._batch is None:
             loader = state.val_loader if state.val_loader is not None else state.train_loader
-            xs, ys, n = [], [], 0
-            for batch in loader:
-                x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else batch[:2]
-                xs.append(x)
-                ys.append(y)
-                n += len(x)
-                if n >= self.size:
-                    break
+            xs, ys = _first_samples(loader, self.size)
             x, y = torch.cat(xs)[: self.size], torch.cat(ys)[: self.size]
             known = self.task.labeled(y)
             if not bool(known.any()):
@@ -125,3 +118,27 @@ class CatastrophicOverfittingGuard:
         self.best_epoch = state["best_epoch"]
         self.detected_epoch = state["detected_epoch"]
         self.best_weights = state["best_weights"]
+
+
+def _first_samples(loader, size: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The inputs and targets of the first ``size`` samples of ``loader``, drawn without moving any random state
+    the training reads (the global one and the loader's own generators), so that a resumed run, which draws its
+    check batch again, stays bit-identical."""
+    from robustlab.common.engine import _loader_generators
+
+    generators = _loader_generators(loader)
+    saved = [g.get_state() for g in generators]
+    xs, ys, n = [], [], 0
+    with torch.random.fork_rng(devices=[]):
+        try:
+            for batch in loader:
+                x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else batch[:2]
+                xs.append(x)
+                ys.append(y)
+                n += len(x)
+                if n >= size:
+                    break
+        finally:
+            for g, st in zip(generators, saved):
+                g.set_state(st)
+    return xs, ys

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from robustlab.common.attacks.base import Attack
+from robustlab.common.attacks.base import Attack, cross_entropy_sum
 from robustlab.common.regimes.base import FitState, Regime
 from robustlab.common.regimes.schedules import EpsRamp
 
@@ -25,8 +25,9 @@ class AdversarialTraining(Regime):
         attack: the attack that makes the adversarial examples, built on the model being trained.
         fraction: fraction of each batch made adversarial, in ``[0, 1]``.
         schedule: an :class:`EpsRamp`; ``EpsRamp(ramp_epochs=0)`` trains at full eps from the first step.
-        loss: ``loss(logits, y) -> scalar``; default the task's loss. The attack keeps its own loss: build it
-            with ``loss=task.attack_loss`` (see :mod:`robustlab.common.tasks`) for multi-label or regression.
+        loss: ``loss(logits, y) -> scalar``; default the task's loss. An attack with its own loss keeps it; one
+            left at its default (class cross entropy) gets the task's summed loss (``Task.attack_loss``) for a
+            multi-label or regression task.
         task: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
 
     Reference:
@@ -51,6 +52,8 @@ class AdversarialTraining(Regime):
         super().__init__(loss=loss, task=task)
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        if self.task.name != "multiclass" and getattr(attack, "loss", None) is cross_entropy_sum:
+            attack.loss = self.task.attack_loss  # an attack left at its default would ascend class cross entropy
         self.attack = attack
         self.fraction = fraction
         self.schedule = schedule or EpsRamp()

@@ -14,7 +14,7 @@ __all__ = ["ARD"]
 
 
 class ARD(KnowledgeDistillation):
-    """``alpha * t**2 * KL(student(x + delta) / t || teacher(x) / t) + (1 - alpha) * CE(student(x), y)``.
+    """``alpha * t**2 * KL(teacher(x) / t || student(x + delta) / t) + (1 - alpha) * CE(student(x), y)``.
 
     ``delta`` is found by ``attack`` on the student (not the teacher): it ascends the student's summed task
     loss on the true labels (cross entropy for class tasks; the attack's own loss is not used). The frozen

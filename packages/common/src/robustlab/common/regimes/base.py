@@ -22,7 +22,7 @@ and the non-finite check, clipping, named optimizers, the device, and collective
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from robustlab.common.errors import ConfigError, NonFiniteLossError
 from robustlab.common.tasks import Task, get_task
 
-__all__ = ["FitState", "Regime", "StepContext", "unwrap"]
+__all__ = ["FitState", "Regime", "StepContext", "all_inputs", "labeled_part", "unwrap"]
 
 
 class _SingleProcess:
@@ -43,10 +43,10 @@ class _SingleProcess:
     rank = 0
 
     def all_reduce(self, t: Tensor) -> Tensor:
-        return t
+        return t.detach()
 
     def all_gather(self, t: Tensor) -> Tensor:
-        return t
+        return t.detach()
 
 
 @dataclass
@@ -89,7 +89,7 @@ class FitState:
         return self.dist.world
 
     def all_gather(self, t: Tensor) -> Tensor:
-        """``t`` of every process concatenated along dim 0 (rank order); ``t`` itself on one process.
+        """``t`` of every process concatenated along dim 0 (rank order), detached; ``t`` detached on one process.
 
         Per-sample state (a confidence per training sample, kept by the ``index`` batch key) is updated from
         every process's share of the batch: gather the indices and the values, then update.
@@ -97,7 +97,7 @@ class FitState:
         return self.dist.all_gather(t)
 
     def all_reduce(self, t: Tensor) -> Tensor:
-        """The sum of ``t`` over the processes (a new tensor); ``t`` itself on one process."""
+        """The sum of ``t`` over the processes, detached; ``t`` detached on one process."""
         return self.dist.all_reduce(t)
 
 
@@ -243,27 +243,52 @@ class Regime:
                              ) -> dict[str, torch.optim.Optimizer]:
         """The run's optimizers by name; ``optimizer`` is the one passed to ``fit`` (or None).
 
-        Default: ``{"model": optimizer}``, or Adam (learning rate 1e-3) over the model's and the trainable
-        networks' parameters. A regime with several optimizers returns them all (the ``fit`` scheduler follows
-        ``"model"``).
+        Default: Adam (learning rate 1e-3) over the model's and the trainable networks' parameters, named
+        ``"model"``; or ``{"model": optimizer}``, plus, for each trainable network that ``optimizer`` does not
+        cover, an optimizer of the same class and hyperparameters named after the network. A regime with
+        optimizers of its own (a GAN's discriminator) returns them all.
+
+        Raises:
+            ConfigError: ``optimizer`` covers some parameters of a trainable network but not all.
         """
         if optimizer is None:
-            params = list(model.parameters())
-            for net in self.trainable_networks.values():
-                params += list(net.parameters())
-            optimizer = torch.optim.Adam(params, lr=1e-3)
-        return {"model": optimizer}
+            return {"model": torch.optim.Adam(self.trainable_parameters(model), lr=1e-3)}
+        out = {"model": optimizer}
+        covered = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        for name, net in self.trainable_networks.items():
+            params = [p for p in net.parameters() if p.requires_grad]
+            inside = sum(id(p) in covered for p in params)
+            if inside and inside < len(params):
+                raise ConfigError(f"the optimizer passed to fit covers {inside} of the {len(params)} parameters of "
+                                  f"the network {name!r}: cover all of them or none")
+            if params and not inside:
+                out[name] = type(optimizer)(params, **optimizer.defaults)
+        return out
+
+    def configure_schedulers(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
+        """Learning-rate schedulers of the regime's own optimizers, by optimizer name (default none); the engine
+        steps them like ``fit``'s ``scheduler`` and checkpoints them."""
+        return {}
+
+    def trainable_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """The model's parameters, then those of every trainable network (in registration order)."""
+        params = list(model.parameters())
+        for net in self.trainable_networks.values():
+            params += list(net.parameters())
+        return params
 
     def train_step(self, step: StepContext, model: nn.Module, batch: dict) -> float:
         """One training step; returns the loss value for the epoch log.
 
         The engine has zeroed every optimizer's gradients and updates the AMP scaler afterwards. The default is
-        one forward (``self(model, batch)`` under autocast), one backward, one step of ``"model"``.
+        one forward (``self(model, batch)`` under autocast), one backward, one step of every optimizer (the
+        networks' parameters are disjoint, so one backward of a summed loss serves them all).
         """
         with step.autocast():
             loss = self(model, batch)
         value = step.backward(loss)
-        step.step()
+        for name in step.optimizers:
+            step.step(name)
         return value
 
     def eval_model(self, model: nn.Module) -> nn.Module:
@@ -284,8 +309,9 @@ class Regime:
 
     # -- hooks ----------------------------------------------------------------------------------------------------
     def setup(self, model: nn.Module, state: FitState) -> None:
-        """Before optimizers are built and before weights load on resume: change the model's structure or
-        create networks here."""
+        """Before the model moves to the device, before DDP wraps it, before optimizers are built and before
+        weights load on resume (also in :func:`~robustlab.common.engine.load_best`): change the model's structure
+        or create networks here. May be called more than once for one model: keep it idempotent."""
 
     def on_fit_start(self, model: nn.Module, state: FitState) -> None:
         """Before the first epoch (also when resuming, after the regime's state is restored)."""
@@ -335,12 +361,6 @@ def all_inputs(batch: dict) -> Tensor:
     """Every input of a batch, labelled then unlabelled (the ``"unlabeled"`` part from a second loader)."""
     extra = batch.get("unlabeled")
     return batch["x"] if extra is None else torch.cat([batch["x"], extra["x"]])
-
-
-def iter_parameters(modules: dict[str, nn.Module]) -> Iterator[nn.Parameter]:
-    """The parameters of several networks, in name order."""
-    for name in sorted(modules):
-        yield from modules[name].parameters()
 
 
 def _short(v: Any) -> str:

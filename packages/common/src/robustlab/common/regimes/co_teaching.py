@@ -130,22 +130,6 @@ class CoTeaching(Regime):
         self._model_loss = mine
         return mine + theirs
 
-    # -- what the engine asks -------------------------------------------------------------------------------------
-    def configure_optimizers(self, model: nn.Module, optimizer: torch.optim.Optimizer | None
-                             ) -> dict[str, torch.optim.Optimizer]:
-        """One Adam over both networks by default; ``fit``'s optimizer, plus a ``"peer"`` optimizer of its class
-        and hyperparameters when it does not cover the peer."""
-        if optimizer is None:
-            return super().configure_optimizers(model, None)
-        covered = {id(p) for g in optimizer.param_groups for p in g["params"]}
-        peer = [p for p in self.peer.parameters() if p.requires_grad]
-        inside = sum(id(p) in covered for p in peer)
-        if inside == len(peer):
-            return {"model": optimizer}
-        if inside:
-            raise ConfigError("the optimizer passed to fit covers some of the peer's parameters but not all")
-        return {"model": optimizer, "peer": type(optimizer)(peer, **optimizer.defaults)}
-
     def train_step(self, step: StepContext, model: nn.Module, batch: dict) -> float:
         with step.autocast():
             loss = self(model, batch)

@@ -21,8 +21,8 @@ class GAN(Regime):
     under ``torchrun``), with an optimizer of its own. Per batch of real samples ``x``:
 
     1. ``d_steps`` times: fresh noise ``z ~ N(0, I)``, fakes ``G(z)`` without gradients, one discriminator
-       forward on the concatenation ``[x, G(z)]`` (one call: DDP wants one forward per backward; note that a
-       batch-norm layer in ``D`` then normalizes real and fake samples together), and a step of
+       forward on the concatenation ``[x, G(z)]`` (one call, one set of DDP hooks per backward; note that a
+       batch-norm layer in ``D`` then normalizes real and fake samples together: prefer spectral norm there), and a step of
        ``"discriminator"`` on ``BCE(D(x), 1 - label_smoothing) + BCE(D(G(z)), 0)``. Every discriminator step
        reuses the batch's real samples.
     2. Fresh noise, a step of ``"model"`` on the non-saturating loss ``BCE(D(G(z)), 1)`` (Goodfellow et al.,
