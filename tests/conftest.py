@@ -12,6 +12,15 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny networks run fastest on one thread and do not stall when other processes share the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _no_job_array(monkeypatch):
     """A test suite run inside a Slurm job array must not shard the recipes the tests run."""

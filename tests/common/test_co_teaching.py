@@ -20,14 +20,7 @@ from robustlab.common.regimes import ERM
 from robustlab.common.regimes.co_teaching import CoTeaching
 from robustlab.common.tasks import TASKS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread and do not stall when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Lookup(nn.Module):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from robustlab.common.errors import CheckpointError, ConfigError, NonFiniteLossE
 from robustlab.common.models import MLP
 from robustlab.common.regimes import ERM
 from robustlab.common.regimes.base import Regime
+from robustlab.common.testing import kill_mid_run, run_script
 
 
 def _blobs(n=256, seed=0):
@@ -236,30 +235,10 @@ _RESUME_SCRIPT = textwrap.dedent(
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(_RESUME_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run([sys.executable, str(script), str(full), "0"], check=True, env=env, timeout=120)
-
-    proc = subprocess.Popen([sys.executable, str(script), str(killed), "0.02"], env=env)
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:  # wait for the checkpoint of epoch 2, then kill inside epoch 3
-            if (killed / "last.pt").exists() and load_checkpoint(killed / "last.pt")["epoch"] >= 2:
-                break
-            assert proc.poll() is None, "the training process ended before it could be killed"
-            time.sleep(0.02)
-        time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    done = load_checkpoint(killed / "last.pt")["epoch"]
-    assert 2 <= done < 6, "the kill must land mid-run"
-    assert not (killed / "final.pt").exists()
-
-    subprocess.run([sys.executable, str(script), str(killed), "0"], check=True, env=env, timeout=120)
+    run_script(script, full, "0")
+    kill_mid_run(script, killed, "0.02", epochs=6)
+    run_script(script, killed, "0")
     a = torch.load(full / "final.pt", weights_only=True)
     b = torch.load(killed / "final.pt", weights_only=True)
     assert a.keys() == b.keys()

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
@@ -21,6 +19,7 @@ from robustlab.common.engine import as_batch, fit, to_device
 from robustlab.common.errors import ConfigError
 from robustlab.common.models import MLP
 from robustlab.common.regimes import ERM
+from robustlab.common.testing import kill_mid_run, run_script
 
 
 class _Recorder(ERM):
@@ -153,26 +152,10 @@ _RESUME_SCRIPT = textwrap.dedent(
 def test_resume_after_sigkill_with_an_unlabeled_loader_is_bit_identical(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(_RESUME_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run([sys.executable, str(script), str(full), "0"], check=True, env=env, timeout=120)
-    proc = subprocess.Popen([sys.executable, str(script), str(killed), "0.03"], env=env)
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:  # wait for the checkpoint of epoch 2, then kill inside epoch 3
-            if (killed / "last.pt").exists() and load_checkpoint(killed / "last.pt")["epoch"] >= 2:
-                break
-            assert proc.poll() is None, "the training process ended before it could be killed"
-            time.sleep(0.02)
-        time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    done = load_checkpoint(killed / "last.pt")["epoch"]
-    assert 2 <= done < 6, "the kill must land mid-run"
-    subprocess.run([sys.executable, str(script), str(killed), "0"], check=True, env=env, timeout=120)
+    run_script(script, full, "0")
+    kill_mid_run(script, killed, "0.03", epochs=6)
+    run_script(script, killed, "0")
     a = torch.load(full / "final.pt", weights_only=True)
     b = torch.load(killed / "final.pt", weights_only=True)
     for k in a:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
@@ -23,18 +21,13 @@ from robustlab.common.data import ArrayDataset
 from robustlab.common.engine import fit
 from robustlab.common.errors import ConfigError
 from robustlab.common.regimes.gan import GAN
+from robustlab.common.testing import kill_mid_run, run_script
 
 MODES, RADIUS, STD = 8, 2.0, 0.1
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread, give the same figures on any machine, and do not stall when other
-    processes share the CPU (two OpenMP threads on two busy cores can be 30 times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# one thread: the same figures on any machine, and no stall when other processes share the CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _centers() -> torch.Tensor:
@@ -269,38 +262,14 @@ _RESUME_SCRIPT = textwrap.dedent(
 )
 
 
-def _kill_mid_run(script, out, env, *, after_epoch=2, epochs=6):
-    """Start ``script`` slowed down, SIGKILL it inside epoch ``after_epoch + 1``; returns the epochs done."""
-    proc = subprocess.Popen([sys.executable, str(script), str(out), "0.02"], env=env)
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:
-            if (out / "last.pt").exists() and load_checkpoint(out / "last.pt")["epoch"] >= after_epoch:
-                break
-            assert proc.poll() is None, "the training process ended before it could be killed"
-            time.sleep(0.02)
-        time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    done = load_checkpoint(out / "last.pt")["epoch"]
-    assert after_epoch <= done < epochs, "the kill must land mid-run"
-    assert not (out / "final.pt").exists()
-    return done
-
-
 @pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(_RESUME_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run([sys.executable, str(script), str(full), "0"], check=True, env=env, timeout=120)
-    _kill_mid_run(script, killed, env)
-    subprocess.run([sys.executable, str(script), str(killed), "0"], check=True, env=env, timeout=120)
+    run_script(script, full, "0")
+    kill_mid_run(script, killed, "0.02", epochs=6)
+    run_script(script, killed, "0")
     a = torch.load(full / "final.pt", weights_only=True)
     b = torch.load(killed / "final.pt", weights_only=True)
     for net in ("generator", "discriminator"):

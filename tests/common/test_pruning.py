@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 import torch
@@ -27,15 +22,9 @@ from robustlab.common.models import MLP
 from robustlab.common.regimes.base import FitState
 from robustlab.common.regimes.pruning import GradualPruning
 from robustlab.common.tasks import TASKS
+from robustlab.common.testing import kill_mid_run, run_script
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread and do not stall when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _ConvNet(nn.Module):
@@ -310,31 +299,12 @@ _RESUME_SCRIPT = textwrap.dedent(
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(_RESUME_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run([sys.executable, str(script), str(full), "0"], check=True, env=env, timeout=120)
-
-    proc = subprocess.Popen([sys.executable, str(script), str(killed), "0.02"], env=env)
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:  # wait for the checkpoint of epoch 2, then kill inside epoch 3
-            if (killed / "last.pt").exists() and load_checkpoint(killed / "last.pt")["epoch"] >= 2:
-                break
-            assert proc.poll() is None, "the training process ended before it could be killed"
-            time.sleep(0.02)
-        time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    run_script(script, full, "0")
+    kill_mid_run(script, killed, "0.02", epochs=5)  # before the masks stop changing
     done = load_checkpoint(killed / "last.pt")
-    assert 2 <= done["epoch"] < 5, "the kill must land while the masks are still being updated"
     assert 0.1 <= done["regime"]["sparsity"] < 0.9 and "1.weight_mask" in done["model"]
-    assert not (killed / "final.pt").exists()
-
-    subprocess.run([sys.executable, str(script), str(killed), "0"], check=True, env=env, timeout=120)
+    run_script(script, killed, "0")
     a = torch.load(full / "final.pt", weights_only=True)
     b = torch.load(killed / "final.pt", weights_only=True)
     assert a.keys() == b.keys() and "1.weight" in a  # made permanent at the end

@@ -6,9 +6,13 @@ Imports pytest lazily, so importing this module costs nothing outside a test run
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-__all__ = ["SHARED_DATA_ENV", "shared_data", "in_ci"]
+__all__ = ["SHARED_DATA_ENV", "shared_data", "in_ci", "kill_mid_run", "run_script"]
 
 SHARED_DATA_ENV = "ROBUSTLAB_SHARED_DATA"
 
@@ -43,3 +47,42 @@ def _repo_root() -> Path:
         if (parent / "packages").is_dir() and (parent / "pyproject.toml").is_file():
             return parent
     return Path.cwd()
+
+
+def run_script(script: str | os.PathLike, out: str | os.PathLike, *args: str, timeout: float = 120) -> None:
+    """Run a training script ``python script out *args`` to its end on one thread (``OMP_NUM_THREADS=1``)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), str(out), *args], check=True, env=env, timeout=timeout)
+
+
+def kill_mid_run(script: str | os.PathLike, out: str | os.PathLike, *args: str, after_epoch: int = 2,
+                 epochs: int, timeout: float = 120) -> int:
+    """Start ``python script out *args``, SIGKILL it inside epoch ``after_epoch + 1``; returns the epochs done.
+
+    The script trains with ``fit(..., out_dir=out, resume=True)`` (slowed down by its ``args`` so the kill lands
+    mid-epoch) and writes ``out/final.pt`` when it ends. Asserts that the kill landed after the checkpoint of
+    epoch ``after_epoch`` and before the run's ``epochs`` ended.
+    """
+    from robustlab.common.checkpoint import load_checkpoint
+
+    out = Path(out)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), str(out), *args], env=env)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if (out / "last.pt").exists() and load_checkpoint(out / "last.pt")["epoch"] >= after_epoch:
+                break
+            assert proc.poll() is None, "the training process ended before it could be killed"
+            time.sleep(0.02)
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, f"the training process ended with {proc.returncode}"
+    done = int(load_checkpoint(out / "last.pt")["epoch"])
+    assert after_epoch <= done < epochs, f"the kill must land mid-run (it landed after epoch {done} of {epochs})"
+    assert not (out / "final.pt").exists()
+    return done
