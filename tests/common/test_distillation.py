@@ -23,6 +23,7 @@ from robustlab.common.regimes import ERM
 from robustlab.common.regimes.ard import ARD
 from robustlab.common.regimes.distillation import KnowledgeDistillation
 from robustlab.common.tasks import UNLABELED, get_task
+from robustlab.common.testing import random_targets
 
 TASKS = ("multiclass", "multilabel", "regression")
 
@@ -260,13 +261,7 @@ def test_students_learn_from_a_trained_teacher():
 def _task_batch(task, n=16, k=3):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 4, generator=g)
-    if task == "multiclass":
-        y = torch.randint(0, k, (n,), generator=g)
-    elif task == "multilabel":
-        y = torch.randint(0, 2, (n, k), generator=g).float()
-    else:
-        y = torch.randn(n, k, generator=g)
-    return x, y
+    return x, random_targets(task, n, outputs=k, generator=g)
 
 
 def _student():

@@ -22,7 +22,7 @@ from robustlab.common.models import MLP
 from robustlab.common.regimes.base import FitState
 from robustlab.common.regimes.pruning import GradualPruning
 from robustlab.common.tasks import TASKS
-from robustlab.common.testing import kill_mid_run, run_script
+from robustlab.common.testing import kill_mid_run, random_targets, run_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -233,19 +233,11 @@ def test_config_errors(bad):
         GradualPruning(**bad)
 
 
-def _targets_for(task, n, g):
-    if task == "multiclass":
-        return torch.randint(0, 3, (n,), generator=g)
-    if task == "multilabel":
-        return torch.randint(0, 2, (n, 3), generator=g).float()
-    return torch.randn(n, 3, generator=g)
-
-
 @pytest.mark.parametrize("task", TASKS)
 def test_contract_over_tasks(task):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(48, 4, generator=g), _targets_for(task, 48, g)
+    x, y = torch.randn(48, 4, generator=g), random_targets(task, 48, generator=g)
     model = MLP(4, 3, hidden=(16,)).train()
     regime = GradualPruning(0.5, begin=0.0, end=0.5, frequency=1, task=task)
     regime.setup(model, FitState())

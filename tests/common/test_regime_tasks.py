@@ -18,6 +18,7 @@ from robustlab.common.regimes import TRADES, FastAdversarialTraining
 from robustlab.common.regimes._overfitting_guard import CatastrophicOverfittingGuard
 from robustlab.common.regimes.base import FitState
 from robustlab.common.tasks import get_task
+from robustlab.common.testing import random_targets
 
 
 def _model(k=3):
@@ -27,13 +28,7 @@ def _model(k=3):
 def _batch(task, n=32, k=3):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 4, generator=g)
-    if task == "multiclass":
-        y = torch.randint(0, k, (n,), generator=g)
-    elif task == "multilabel":
-        y = torch.randint(0, 2, (n, k), generator=g).float()
-    else:
-        y = torch.randn(n, k, generator=g)
-    return {"x": x, "y": y}
+    return {"x": x, "y": random_targets(task, n, outputs=k, generator=g)}
 
 
 class _NoMove(Attack):

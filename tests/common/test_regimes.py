@@ -18,6 +18,7 @@ from robustlab.common.regimes import AdversarialTraining, FastAdversarialTrainin
 from robustlab.common.regimes.base import FitState
 from robustlab.common.regimes.schedules import EpsRamp
 from robustlab.common.tasks import get_task
+from robustlab.common.testing import random_targets
 
 TASKS = ("multiclass", "multilabel", "regression")
 OUT = {"multiclass": 3, "multilabel": 3, "regression": 1}
@@ -61,11 +62,14 @@ def _model(task="multiclass"):
 
 
 def _targets(task, n, g, x=None):
+    """Random targets, or with ``x`` targets a small network can learn from it."""
+    if x is None:
+        return random_targets(task, n, outputs=OUT[task], generator=g)
     if task == "multiclass":
-        return torch.randint(0, 3, (n,), generator=g) if x is None else (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+        return (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
     if task == "multilabel":
-        return torch.randint(0, 2, (n, 3), generator=g).float() if x is None else (x[:, :3] > 0).float()
-    return torch.randn(n, 1, generator=g) if x is None else x[:, :1] - x[:, 1:2]
+        return (x[:, :3] > 0).float()
+    return x[:, :1] - x[:, 1:2]
 
 
 def _batch(task="multiclass", n=32):

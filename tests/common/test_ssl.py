@@ -25,7 +25,7 @@ from robustlab.common.regimes.eaat import EAAT
 from robustlab.common.regimes.mean_teacher import MeanTeacher
 from robustlab.common.regimes.vat import VAT, virtual_adversarial_perturbation
 from robustlab.common.tasks import TASKS, UNLABELED, get_task
-from robustlab.common.testing import in_ci
+from robustlab.common.testing import in_ci, random_targets
 
 FACTORIES = {
     "MeanTeacher": lambda **kw: MeanTeacher(alpha=0.9, **kw),
@@ -380,15 +380,8 @@ def test_resume_is_bit_identical(tmp_path):
 def _task_batch(task, n=16, k=3):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 4, generator=g)
-    if task == "multiclass":
-        y = torch.randint(0, k, (n,), generator=g)
-        y[n // 2:] = UNLABELED
-    elif task == "multilabel":
-        y = torch.randint(0, 2, (n, k), generator=g).float()
-        y[n // 2:] = float("nan")
-    else:
-        y = torch.randn(n, k, generator=g)
-        y[n // 2:] = float("nan")
+    y = random_targets(task, n, outputs=k, generator=g)
+    y[n // 2:] = UNLABELED if task == "multiclass" else float("nan")  # the second half unlabelled
     return x, y
 
 

@@ -7,12 +7,12 @@ from torch import Tensor, nn
 
 from robustlab.common.errors import ConfigError
 from robustlab.common.regimes._ema import EMATeacherRegime
-from robustlab.common.regimes.vat import _check_vat, virtual_adversarial_perturbation
+from robustlab.common.regimes.vat import _VirtualAdversarial
 
 __all__ = ["EAAT"]
 
 
-class EAAT(EMATeacherRegime):
+class EAAT(_VirtualAdversarial, EMATeacherRegime):
     """``loss(s(x_l + r_adv), y_l) + w * D(t(x + n), s(x + r_adv)) / N``: an EMA teacher on noisy inputs, the
     student on its virtual adversarial inputs.
 
@@ -76,16 +76,8 @@ class EAAT(EMATeacherRegime):
                          use_unlabeled=use_unlabeled, loss=loss, task=task)
         if not teacher_noise >= 0:
             raise ConfigError(f"teacher_noise must be >= 0, got {teacher_noise}")
-        _check_vat(xi, eps, power_iter)
         self.teacher_noise = float(teacher_noise)
-        self.xi, self.eps, self.power_iter = float(xi), float(eps), int(power_iter)
-        self.flip_correction = bool(flip_correction)
-
-    def perturbation(self, model: nn.Module, x: Tensor) -> Tensor:
-        """The student's ``r_adv`` for ``x`` (see :func:`~robustlab.common.regimes.vat.virtual_adversarial_perturbation`)."""
-        return virtual_adversarial_perturbation(model, x, xi=self.xi, eps=self.eps, power_iter=self.power_iter,
-                                                task=self.task, kind=self.consistency,
-                                                flip_correction=self.flip_correction)
+        self._set_perturbation(xi, eps, power_iter, flip_correction)
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         x, y = self._split(batch)

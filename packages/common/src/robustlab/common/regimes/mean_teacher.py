@@ -30,8 +30,8 @@ class MeanTeacher(EMATeacherRegime):
     the start of the next step's loss with a step count one higher (see
     :class:`~robustlab.common.regimes.eaat.EAAT`).
 
-    Outside ``fit``, call :meth:`update_teacher` after each optimizer step; to load a saved teacher into a fresh
-    regime (``load_best(model, out_dir, regime=...)``), create it first with ``regime.eval_model(model)``.
+    Outside ``fit``, call :meth:`update_teacher` after each optimizer step; ``load_best(model, out_dir,
+    regime=MeanTeacher())`` restores a saved teacher into a fresh regime.
 
     Args:
         alpha: the EMA decay (0.999, as shadow-ssml; the paper uses 0.99 during its ramp-up, then 0.999).

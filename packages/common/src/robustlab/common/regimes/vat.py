@@ -95,7 +95,28 @@ def virtual_adversarial_perturbation(model: nn.Module, x: Tensor, *, xi: float =
     return r
 
 
-class VAT(ConsistencyRegime):
+class _VirtualAdversarial:
+    """The options and the perturbation that :class:`VAT` and :class:`~robustlab.common.regimes.eaat.EAAT` share
+    (mixed in before their regime base, whose ``task`` and ``consistency`` the perturbation uses)."""
+
+    def _set_perturbation(self, xi: float, eps: float, power_iter: int, flip_correction: bool) -> None:
+        if not xi > 0:
+            raise ConfigError(f"xi must be > 0, got {xi}")
+        if not eps >= 0:
+            raise ConfigError(f"eps must be >= 0, got {eps}")
+        if int(power_iter) != power_iter or power_iter < 0:
+            raise ConfigError(f"power_iter must be an int >= 0, got {power_iter}")
+        self.xi, self.eps, self.power_iter = float(xi), float(eps), int(power_iter)
+        self.flip_correction = bool(flip_correction)
+
+    def perturbation(self, model: nn.Module, x: Tensor, *, logits: Tensor | None = None) -> Tensor:
+        """``r_adv`` of ``x`` with this regime's settings (see :func:`virtual_adversarial_perturbation`)."""
+        return virtual_adversarial_perturbation(model, x, xi=self.xi, eps=self.eps, power_iter=self.power_iter,
+                                                task=self.task, kind=self.consistency,
+                                                flip_correction=self.flip_correction, logits=logits)
+
+
+class VAT(_VirtualAdversarial, ConsistencyRegime):
     """``loss(f(x_l), y_l) + w * D(f(x), f(x + r_adv)) / N``, ``r_adv`` from
     :func:`virtual_adversarial_perturbation` and ``f(x)`` held fixed (the paper's LDS).
 
@@ -151,15 +172,7 @@ class VAT(ConsistencyRegime):
                  use_unlabeled: bool = True, loss=None, task="multiclass") -> None:
         super().__init__(consistency=consistency, weight=weight, rampup_epochs=rampup_epochs,
                          use_unlabeled=use_unlabeled, loss=loss, task=task)
-        _check_vat(xi, eps, power_iter)
-        self.xi, self.eps, self.power_iter = float(xi), float(eps), int(power_iter)
-        self.flip_correction = bool(flip_correction)
-
-    def perturbation(self, model: nn.Module, x: Tensor, *, logits: Tensor | None = None) -> Tensor:
-        """``r_adv`` of ``x`` with this regime's settings (see :func:`virtual_adversarial_perturbation`)."""
-        return virtual_adversarial_perturbation(model, x, xi=self.xi, eps=self.eps, power_iter=self.power_iter,
-                                                task=self.task, kind=self.consistency,
-                                                flip_correction=self.flip_correction, logits=logits)
+        self._set_perturbation(xi, eps, power_iter, flip_correction)
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         x, y = self._split(batch)
@@ -171,11 +184,3 @@ class VAT(ConsistencyRegime):
             perturbed = model(x + r)
         return self._combine(logits, y, self.task.divergence(logits.detach(), perturbed, kind=self.consistency))
 
-
-def _check_vat(xi: float, eps: float, power_iter: int) -> None:
-    if not xi > 0:
-        raise ConfigError(f"xi must be > 0, got {xi}")
-    if not eps >= 0:
-        raise ConfigError(f"eps must be >= 0, got {eps}")
-    if int(power_iter) != power_iter or power_iter < 0:
-        raise ConfigError(f"power_iter must be an int >= 0, got {power_iter}")

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["SHARED_DATA_ENV", "shared_data", "in_ci", "kill_mid_run", "run_script"]
+__all__ = ["SHARED_DATA_ENV", "shared_data", "in_ci", "kill_mid_run", "random_targets", "run_script"]
 
 SHARED_DATA_ENV = "ROBUSTLAB_SHARED_DATA"
 
@@ -86,3 +86,17 @@ def kill_mid_run(script: str | os.PathLike, out: str | os.PathLike, *args: str, 
     assert after_epoch <= done < epochs, f"the kill must land mid-run (it landed after epoch {done} of {epochs})"
     assert not (out / "final.pt").exists()
     return done
+
+
+def random_targets(task: str, n: int, *, outputs: int = 3, generator=None):
+    """Random targets of a task for contract tests: class indices in ``[0, outputs)`` (multiclass), 0/1 rows
+    ``(n, outputs)`` (multilabel) or standard normal values ``(n, outputs)`` (regression)."""
+    import torch
+
+    if task == "multiclass":
+        return torch.randint(0, outputs, (n,), generator=generator)
+    if task == "multilabel":
+        return torch.randint(0, 2, (n, outputs), generator=generator).float()
+    if task == "regression":
+        return torch.randn(n, outputs, generator=generator)
+    raise ValueError(f"unknown task {task!r}")
