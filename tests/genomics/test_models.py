@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from robustlab.common.metrics import auroc
+from robustlab.common.testing import check_model_contract, exported_modules
 from robustlab.genomics import models
 from robustlab.genomics.models import CNNk, DistNet, LocalNet
 
@@ -44,6 +45,39 @@ def test_contract(cls):
     x = torch.rand(5, 4, 200, requires_grad=True)
     model(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+# The model contract over models.__all__. Per exported class: (constructor arguments, input length, documented
+# output shape (N, num_tasks)); each class also has a regularized case (batch norm and dropout), so that eval mode
+# has something to switch off and the checkpoint holds buffers. A class exported without an entry fails
+# test_every_exported_model_has_a_contract_case.
+CONTRACT_CASES = {
+    "LocalNet": [({"num_tasks": 2}, 200, (5, 2)),
+                 ({"num_tasks": 1, "dropout": LocalNet.paper_dropout, "batch_norm": True}, 200, (5, 1))],
+    "DistNet": [({"num_tasks": 3}, 200, (5, 3)),
+                ({"num_tasks": 1, "dropout": DistNet.paper_dropout, "batch_norm": True}, 200, (5, 1))],
+    "CNNk": [({"num_tasks": 2, "pool": 25}, 200, (5, 2)),
+             ({"num_tasks": 1, "pool": 4, "length": 100, "dropout": CNNk.paper_dropout, "batch_norm": True}, 100,
+              (5, 1))],
+}
+EXPORTED = exported_modules(models)
+
+
+def test_every_exported_model_has_a_contract_case():
+    missing = [n for n in EXPORTED if not CONTRACT_CASES.get(n)]
+    assert not missing, f"exported models without an entry in CONTRACT_CASES: {missing}"
+    assert set(CONTRACT_CASES) <= set(EXPORTED), set(CONTRACT_CASES) - set(EXPORTED)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "length", "out_shape"),
+    [pytest.param(n, *case, id=f"{n}-{i}") for n, cases in CONTRACT_CASES.items() for i, case in enumerate(cases)],
+)
+def test_model_contract(tmp_path, name, kwargs, length, out_shape):
+    """robustlab.common.testing.check_model_contract on a batch of random one-hot DNA."""
+    idx = torch.randint(0, 4, (out_shape[0], length), generator=torch.Generator().manual_seed(1))
+    x = nn.functional.one_hot(idx, 4).permute(0, 2, 1).float()
+    check_model_contract(getattr(models, name), kwargs, x, out_shape, tmp_path)
 
 
 @pytest.mark.parametrize("pool", CNNk.pool_sizes)
@@ -144,24 +178,11 @@ def test_exponential_first_layer(cls):
     assert torch.isfinite(out).all()
 
 
-def _planted(n, seed, length=200):
-    """Random one-hot DNA; half the sequences carry one copy of a fixed 10-mer."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, 4, (n, length))
-    y = rng.random(n) < 0.5
-    motif = np.array([2, 2, 2, 1, 2, 2, 2, 2, 1, 3])  # GGGCGGGGCT, SP1-like
-    starts = rng.integers(0, length - len(motif), n)
-    for i in np.flatnonzero(y):
-        idx[i, starts[i] : starts[i] + len(motif)] = motif
-    x = np.eye(4, dtype=np.float32)[idx].transpose(0, 2, 1)
-    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.float32))
-
-
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
-def test_learns_an_embedded_motif(cls):
+def test_learns_an_embedded_motif(cls, planted_motif):
     torch.manual_seed(0)
-    x, y = _planted(2000, 0)
-    x_test, y_test = _planted(400, 1)
+    x, y = map(torch.from_numpy, planted_motif(2000, 0))
+    x_test, y_test = map(torch.from_numpy, planted_motif(400, 1))
     model = cls(1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(5):

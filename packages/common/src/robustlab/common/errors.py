@@ -3,6 +3,7 @@
 __all__ = [
     "RobustlabError",
     "CheckpointError",
+    "DivergenceError",
     "NonFiniteLossError",
     "ConfigError",
     "DataError",
@@ -18,7 +19,15 @@ class CheckpointError(RobustlabError):
     """A checkpoint file is missing, truncated, corrupt or does not fit the model it is loaded into."""
 
 
-class NonFiniteLossError(RobustlabError, FloatingPointError):
+class DivergenceError(RobustlabError, FloatingPointError):
+    """Training diverged: the loss grew by orders of magnitude or the weights are no longer finite.
+
+    The message names the epoch (and step where known); the files already written are those of the last good
+    epoch. A recipe records such a run as diverged, not as a result.
+    """
+
+
+class NonFiniteLossError(DivergenceError):
     """The training loss became NaN or infinite; the message names the epoch and step."""
 
 

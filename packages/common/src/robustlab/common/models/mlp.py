@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from robustlab.common.modelfile import RecordsArgs
+
 __all__ = ["MLP"]
 
 
-class MLP(nn.Sequential):
+class MLP(RecordsArgs, nn.Sequential):
     """Fully connected ReLU network, the model of the two-moons toy experiments.
 
     Args:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from robustlab.common.modelfile import RecordsArgs
+
 __all__ = ["SmallCNN"]
 
 
-class SmallCNN(nn.Sequential):
+class SmallCNN(RecordsArgs, nn.Sequential):
     """Two 3x3 convolution blocks with max pooling, then two linear layers.
 
     The architecture of the small MNIST CNNs in Madry et al. (2018) and Wong et al. (2020), with narrower

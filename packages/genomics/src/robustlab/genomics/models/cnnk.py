@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from robustlab.common.modelfile import RecordsArgs
 from robustlab.genomics.models._blocks import check_positive_int, conv_block, dense_head, dropout_rates
 
 __all__ = ["CNNk"]
@@ -14,7 +15,7 @@ __all__ = ["CNNk"]
 POOL_SIZES = (1, 2, 4, 10, 25, 50, 100)
 
 
-class CNNk(nn.Sequential):
+class CNNk(RecordsArgs, nn.Sequential):
     """CNN-k: first-layer pool ``k``, second-layer pool ``100 // k``, so the total downsampling is always 100.
 
     Koo & Eddy vary only the first layer's max-pool size: small ``k`` lets the second layer assemble motifs from

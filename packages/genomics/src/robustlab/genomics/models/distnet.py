@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from robustlab.common.modelfile import RecordsArgs
 from robustlab.genomics.models._blocks import conv_stack, shortest_length
 
 __all__ = ["DistNet"]
@@ -14,7 +15,7 @@ __all__ = ["DistNet"]
 _LAYERS = ((24, 7, True, 1), (32, 6, False, 3), (48, 6, False, 4), (64, 4, False, 3), (96, 4, False, 1))
 
 
-class DistNet(nn.Sequential):
+class DistNet(RecordsArgs, nn.Sequential):
     """Deep CNN with small pools: first-layer filters tend to learn partial (distributed) motif features.
 
     Five convolution layers, as in the authors' code for the paper (``code/models/DistNet.py`` of the study's

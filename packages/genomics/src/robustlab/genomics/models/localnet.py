@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from robustlab.common.modelfile import RecordsArgs
 from robustlab.genomics.models._blocks import conv_stack, shortest_length
 
 __all__ = ["LocalNet"]
@@ -13,7 +14,7 @@ __all__ = ["LocalNet"]
 _LAYERS = ((24, 19, True, 50), (96, 4, False, 1))  # (filters, kernel, same padding, pool) of conv1 and conv2
 
 
-class LocalNet(nn.Sequential):
+class LocalNet(RecordsArgs, nn.Sequential):
     """Shallow CNN with wide first-layer max pooling (pool 50), so first-layer filters learn whole motifs.
 
     Layers, as in the authors' code for the paper (``code/models/LocalNet.py`` of the study's repository):
