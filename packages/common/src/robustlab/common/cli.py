@@ -6,15 +6,28 @@ invoked, and this module imports nothing heavy at module level (torch, numpy and
 commands), so ``robustlab --help`` stays instant. A command whose entry point fails to load is listed as broken
 with its error instead of breaking the whole CLI.
 
-Exit codes: 0 success, 1 an error of robustlab (printed as ``Error: <message>``, no traceback), 2 a usage error
-(bad option, unknown recipe or profile, bad ``--set`` value or ``--shard``).
+The error contract of every command, domains' included (their groups use :class:`RobustlabGroup`):
 
-Domains reuse :func:`reproduce_command` and :func:`merge_command` for their own ``robustlab <domain> reproduce``.
+- exit 0: success;
+- exit 2: a usage error: a bad option or value (unknown recipe or profile, a bad ``--set`` value, an output
+  folder that cannot be written, a device this machine does not have, a changed configuration on ``--resume``);
+  checked before any compute;
+- exit 1: bad data or environment: a file that cannot be read or parsed, a failed download, a diverged
+  training run, a disk that fills up, a bad Slurm variable. The message names the file, field or value and what
+  was expected (a sweep records a diverged run as such and goes on);
+- no traceback in either case; ``robustlab --debug COMMAND`` (or ``ROBUSTLAB_DEBUG=1``) shows it, and an error
+  robustlab did not foresee is reported as such (exit 1) with that hint.
+
+Domains reuse :func:`reproduce_command` and :func:`merge_command` for their own ``robustlab <domain> reproduce``,
+and the parameter types :class:`OutputDir`, :class:`OutputFile`, :class:`Device` and the run-folder check
+:func:`check_run_folder` for their own commands.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +39,15 @@ from robustlab.common.errors import ConfigError, RobustlabError
 
 __all__ = [
     "COMMAND_GROUP",
+    "DEBUG_ENV",
+    "Device",
+    "FiniteFloat",
+    "OutputDir",
+    "OutputFile",
     "RecipeName",
+    "RobustlabGroup",
     "Shard",
+    "check_run_folder",
     "info",
     "main",
     "merge",
@@ -73,7 +93,56 @@ def _broken_command(name: str, reason: str) -> click.Command:
     )
 
 
-class _EntryPointGroup(click.Group):
+DEBUG_ENV = "ROBUSTLAB_DEBUG"
+"""Set to 1 to see the traceback of a failing command (as ``robustlab --debug``)."""
+
+
+def _debug(ctx: click.Context | None = None) -> bool:
+    if os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false", "no"):
+        return True
+    ctx = ctx or click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().meta.get(DEBUG_ENV))
+
+
+def _translate(e: BaseException) -> click.ClickException | None:
+    """The click error that reports ``e`` under the error contract, or None to let it through."""
+    if isinstance(e, (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit)):
+        return None
+    if isinstance(e, ConfigError):
+        return click.UsageError(str(e))
+    if isinstance(e, RobustlabError):
+        return click.ClickException(str(e))
+    if isinstance(e, OSError):
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        reason = e.strerror or str(e) or type(e).__name__
+        return click.ClickException(f"{where}: {reason}" if where else reason)
+    if isinstance(e, MemoryError):
+        return click.ClickException("out of memory; try a smaller --batch-size or a smaller data set")
+    return click.ClickException(
+        f"unexpected {type(e).__name__}: {e}. This is a bug in robustlab, please report it; run with "
+        f"'robustlab --debug ...' (or {DEBUG_ENV}=1) to see the traceback"
+    )
+
+
+def _report_errors(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception as e:
+        translated = None if _debug() else _translate(e)
+        if translated is None:
+            raise
+        raise translated from None
+
+
+class RobustlabGroup(click.Group):
+    """A click group whose commands follow the error contract (the module docstring): a domain's group is
+    ``@click.group(cls=RobustlabGroup)``, so its commands report errors the same way also when run alone."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return _report_errors(lambda: super(RobustlabGroup, self).invoke(ctx))
+
+
+class _EntryPointGroup(RobustlabGroup):
     """A click group whose subcommands are the entry points of ``robustlab.cli``, loaded on demand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -100,22 +169,12 @@ class _EntryPointGroup(click.Group):
                                              "not a click command")
         return obj
 
-    def invoke(self, ctx: click.Context) -> Any:
-        # The safety net for domain commands: robustlab's own errors are messages, not tracebacks.
-        try:
-            return super().invoke(ctx)
-        except RobustlabError as e:
-            raise click.ClickException(str(e)) from None
-
 
 def _handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a RobustlabError as ``Error: <message>`` with exit code 1, also when the command runs alone."""
+    """The error contract for a command that may run outside a :class:`RobustlabGroup`."""
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except RobustlabError as e:
-            raise click.ClickException(str(e)) from None
+        return _report_errors(lambda: f(*args, **kwargs))
 
     return wrapper
 
@@ -123,11 +182,15 @@ def _handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(cls=_EntryPointGroup, context_settings=_CONTEXT,
              epilog="Run 'robustlab COMMAND --help' for the options of a command.")
 @click.version_option(package_name=_COMMON, prog_name="robustlab", message="%(prog)s %(version)s")
-def main() -> None:
+@click.option("--debug", is_flag=True, help=f"Show the traceback of an error (also {DEBUG_ENV}=1).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """robustlab: robust deep learning, from the shared core to genomics, ECG, seismic and vision.
 
-    The commands below come from the installed robustlab packages (entry-point group robustlab.cli).
+    The commands below come from the installed robustlab packages (entry-point group robustlab.cli). Errors are
+    reported without a traceback: exit 2 for a bad option or value, exit 1 for bad data or environment.
     """
+    ctx.meta[DEBUG_ENV] = debug
 
 
 # -- parameter types ------------------------------------------------------------------------------------------
@@ -176,6 +239,106 @@ class Shard(click.ParamType):
         if n < 1 or i >= n:
             self.fail(f"shard {i}/{n} is out of range: need n >= 1 and 0 <= i < n (i counts from 0)", param, ctx)
         return i, n
+
+
+class _Writable(click.Path):
+    """A path to write, checked writable when the command line is read (before any compute)."""
+
+    folder = True
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=not self.folder, dir_okay=self.folder, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        from robustlab.common.io import unwritable_reason
+
+        path = super().convert(value, param, ctx)
+        reason = unwritable_reason(path, folder=self.folder)
+        if reason:
+            self.fail(reason, param, ctx)
+        return path
+
+
+class OutputDir(_Writable):
+    """A results folder: created if missing, and checked writable when the command line is read, before any
+    compute (an existing file, a file among its parents or a read-only folder is a usage error naming it)."""
+
+    name = "folder"
+
+
+class OutputFile(_Writable):
+    """A file to write: its folder must exist or be creatable and be writable; checked before any compute."""
+
+    name = "file"
+    folder = False
+
+
+class FiniteFloat(click.FloatRange):
+    """A finite number (NaN and infinities refused), optionally within bounds, as ``click.FloatRange`` takes them."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class Device(click.ParamType):
+    """``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``; a device this machine does not have is a usage error."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from robustlab.common.config import check_device
+
+        try:
+            return check_device(str(value), what=f"'{param.opts[0]}'" if param is not None else "device")
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+RUN_FILE = "run.json"
+
+
+def check_run_folder(out: Path, command: str, config: dict[str, Any], *, resume: bool,
+                     checkpoint: str = "last.pt") -> bool:
+    """Check a training command's results folder against ``--resume``, then record the run's configuration.
+
+    ``out/run.json`` holds the command and its configuration (JSON values). Without ``resume`` a folder that
+    already holds a run (``checkpoint``) is refused, naming ``--resume``; with ``resume`` the stored configuration
+    must equal ``config``, else the differing keys are named. Written atomically, before training starts.
+
+    Returns:
+        True when there is a run to continue (``resume`` and ``checkpoint`` exists).
+
+    Raises:
+        ConfigError: the folder holds a run and ``resume`` is False, or the configuration differs.
+        DataError: ``run.json`` cannot be read.
+    """
+    from robustlab.common.errors import DataError
+    from robustlab.common.io import atomic_write_json
+
+    asked = json.loads(json.dumps({"command": command, **config}, default=str))
+    record = out / RUN_FILE
+    exists = (out / checkpoint).is_file()
+    if exists and not resume:
+        raise ConfigError(f"{out} already holds a run ({checkpoint}); add --resume to continue it, or choose "
+                          "another --out")
+    if exists and record.is_file():
+        try:
+            stored = json.loads(record.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise DataError(f"{record} cannot be read ({e}); it records the configuration of the run in {out}") \
+                from None
+        differ = sorted(k for k in set(stored) | set(asked) if stored.get(k) != asked.get(k))
+        if differ:
+            shown = "; ".join(f"{k}: {stored.get(k)!r} there, {asked.get(k)!r} now" for k in differ)
+            raise ConfigError(f"--resume: the run in {out} was started with other values ({shown}); resume it with "
+                              "the same options, or choose another --out")
+    atomic_write_json(record, asked)
+    return exists
 
 
 # -- info -----------------------------------------------------------------------------------------------------
@@ -297,7 +460,7 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
     @click.argument("recipe", type=RecipeName(package))
     @click.option("--profile", "-p", default="quick", show_default=True,
                   help="smoke (seconds), quick (minutes on a CPU), paper (the published protocol, for a GPU).")
-    @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    @click.option("--out", "-o", "out_dir", required=True, type=OutputDir(),
                   help="Results folder: runs/<run_id>.json, results.md, results.csv, results.png.")
     @click.option("--shard", type=Shard(), default=None,
                   help="Run only the runs whose grid index % n == i (i counts from 0). Default: the task's position "
@@ -322,7 +485,10 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
 
         r = get_recipe(recipe, package=package)
         if shard is None:
-            shard = shard_from_env() or (0, 1)
+            try:
+                shard = shard_from_env() or (0, 1)
+            except ConfigError as e:  # the job's environment, not an option: exit 1
+                raise click.ClickException(str(e)) from None
             if shard != (0, 1):
                 click.echo(f"shard {shard[0]}/{shard[1]} from the Slurm job array", err=True)
         if profile not in r.profiles:
@@ -358,7 +524,7 @@ def merge_command(*, package: str | None = None, name: str = "merge") -> click.C
     @click.argument("recipe", type=RecipeName(package))
     @click.argument("shard_dirs", nargs=-1, required=True, metavar="SHARD_DIR...",
                     type=click.Path(exists=True, file_okay=False, path_type=Path))
-    @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    @click.option("--out", "-o", "out_dir", required=True, type=OutputDir(),
                   help="The merged results folder (may be one of the shard folders).")
     @_handle_errors
     def command(recipe: str, shard_dirs: tuple[Path, ...], out_dir: Path) -> None:
@@ -378,6 +544,8 @@ def _echo_report(report: Any, what: str) -> None:
     if report.table is not None:
         click.echo(report.table.to_markdown())
     status = f"{len(report.finished)}/{report.grid_size} runs finished ({what})"
+    if report.diverged:
+        status += f"; {len(report.diverged)} diverged (left out of the table, listed in results.md)"
     if report.missing:
         status += f"; {len(report.missing)} missing"
     click.echo(status)
