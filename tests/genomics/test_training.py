@@ -1,6 +1,7 @@
 """robustlab.genomics.training: the four training variants of Koo et al. (2019) over the core engine."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,14 +19,25 @@ def splits():
     return simulate_koo2019(160, seed=1, length=200).split((0.7, 0.1, 0.2), seed=7)
 
 
+@pytest.fixture(scope="module")
+def planted(planted_motif):
+    return [SimpleNamespace(x=x, y=y[:, None]) for x, y in (planted_motif(2000, 0), planted_motif(200, 1))]
+
+
+@pytest.mark.usefixtures("one_thread")  # tiny networks run fastest on one thread
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_variant_trains_one_epoch_with_a_finite_loss(splits, variant):
-    train_ds, valid_ds, _ = splits
-    model, result = train("localnet", variant, train_ds, valid_ds, TINY, seed=0)
-    assert len(result.history) == 1
-    assert math.isfinite(result.history[0]["train_loss"]) and 0.0 <= result.history[0]["val_auroc"] <= 1.0
+def test_every_variant_learns_a_planted_motif(planted, variant):
+    # A separable task: val AUROC above 0.85 after 4 epochs for every variant (chance 0.5). Measured at seed 0:
+    # 1.0, 0.997, 1.0, 0.989 (standard, regularized, noise, adversarial); over seeds 0-5 the lowest is 0.922
+    # (adversarial, the slowest to learn: PGD examples in half of each batch).
+    train_ds, valid_ds = planted
+    config = TrainConfig(epochs=4, batch_size=32, lr=3e-3, adv_steps=2, adv_warmup_epochs=0)
+    model, result = train("localnet", variant, train_ds, valid_ds, config, seed=0)
+    assert len(result.history) == 4
+    assert all(math.isfinite(r["train_loss"]) for r in result.history)
+    assert result.history[-1]["val_auroc"] > 0.85
     with torch.no_grad():
-        assert model.eval()(torch.as_tensor(valid_ds.x)).shape == (len(valid_ds), 1)
+        assert model.eval()(torch.as_tensor(valid_ds.x)).shape == (len(valid_ds.x), 1)
 
 
 def test_distnet_multilabel_and_checkpoints(tmp_path):

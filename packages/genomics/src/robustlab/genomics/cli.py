@@ -1,5 +1,9 @@
 """The ``robustlab genomics`` command group (registered through the ``robustlab.cli`` entry point).
 
+Errors follow the contract of :mod:`robustlab.common.cli` (exit 2 for a bad option or value, 1 for bad data,
+no traceback). ``train`` writes a model file (``model.pt``: class, arguments, weights, preprocessing) that
+``attribute`` rebuilds with no further options, and continues a killed run with ``--resume``.
+
 Imports nothing heavy at module level: torch, numpy and Biopython load inside the commands.
 """
 
@@ -9,12 +13,14 @@ from pathlib import Path
 
 import click
 
+from robustlab.common.cli import Device, FiniteFloat, OutputDir, OutputFile, RobustlabGroup, check_run_folder
+
 __all__ = ["genomics"]
 
 _TASKS = ("koo2019", "koo_eddy2019")
 
 
-@click.group(short_help="Robust CNNs on DNA and the interpretability of their attribution maps.")
+@click.group(cls=RobustlabGroup, short_help="Robust CNNs on DNA and the interpretability of their attribution maps.")
 def genomics() -> None:
     """Robust CNNs on DNA sequences and how interpretable their attribution maps are (Koo et al. 2019)."""
 
@@ -26,8 +32,7 @@ def genomics() -> None:
               help="Number of sequences [default: 10000 for koo2019, 25000 for koo_eddy2019].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generator.")
 @click.option("--length", type=click.IntRange(min=1), default=200, show_default=True, help="Sequence length.")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
-              help="The NPZ file to write (atomically).")
+@click.option("--out", type=OutputFile(), required=True, help="The NPZ file to write (atomically).")
 def simulate(task: str, n: int | None, seed: int, length: int, out: Path) -> None:
     """Simulate sequences with embedded JASPAR 2016 motifs and write them with their ground truth.
 
@@ -50,10 +55,7 @@ def simulate(task: str, n: int | None, seed: int, length: int, out: Path) -> Non
         raise
     except ValueError as e:  # a bad combination of options, e.g. a length too short for the motifs
         raise click.UsageError(str(e)) from None
-    try:
-        data.save_npz(out)
-    except OSError as e:
-        raise click.ClickException(f"cannot write {out}: {e}") from None
+    data.save_npz(out)
     targets = f"{int(data.y.sum())} positive" if task == "koo2019" else f"{data.y.shape[1]} targets"
     click.echo(
         f"{task}: {len(data)} sequences of length {data.length} ({targets}), {len(data.motif_names)} motifs, "
@@ -66,7 +68,7 @@ _VARIANTS = ("standard", "regularized", "noise", "adversarial")
 _METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradients", "expected_gradients")
 
 
-@genomics.command(short_help="Train a CNN with one of the four training variants.")
+@genomics.command(short_help="Train a CNN with one of the four training variants (resumable).")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="An NPZ data set written by `robustlab genomics simulate` (split 70/10/20 here).")
 @click.option("--arch", type=click.Choice(_ARCHS), default="localnet", show_default=True, help="The network.")
@@ -74,53 +76,109 @@ _METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradie
               help="standard, regularized (dropout + batch norm + L2), noise (Gaussian inputs), adversarial (PGD).")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True, help="Batch size.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=1e-3, show_default=True,
               help="Adam learning rate.")
 @click.option("--adv-steps", type=click.IntRange(min=1), default=20, show_default=True, help="PGD steps.")
 @click.option("--adv-warmup", type=click.IntRange(min=0), default=0, show_default=True,
               help="Clean epochs before adversarial training starts.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialization and shuffling.")
-@click.option("--split-seed", type=int, default=2019, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of initialization and shuffling.")
+@click.option("--split-seed", type=click.IntRange(min=0), default=2019, show_default=True,
               help="Seed of the 70/10/20 split; use one other than the simulation's seed.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for the engine's checkpoints (best.pt, last.pt) and metric logs.")
+@click.option("--device", type=Device(), default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--out", type=OutputDir(), required=True,
+              help="Folder for model.pt (the model file of the best epoch), the engine's checkpoints (best.pt, "
+                   "last.pt), run.json and the metric logs.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last finished epoch (last.pt), with the same options.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show training progress.")
 def train(data: Path, arch: str, variant: str, epochs: int, batch_size: int, lr: float, adv_steps: int,
-          adv_warmup: int, seed: int, split_seed: int, device: str, out: Path) -> None:
-    """Train ARCH with VARIANT on the train part of --data, keep the best validation AUROC, report the test AUROC."""
+          adv_warmup: int, seed: int, split_seed: int, device: str, out: Path, resume: bool, progress: bool) -> None:
+    """Train ARCH with VARIANT on the train part of --data, keep the best validation AUROC, report the test AUROC.
+
+    Writes --out/model.pt, a model file that `robustlab genomics attribute --model` rebuilds with no further
+    options. A killed run continues with the same command plus --resume (bit-identical on the CPU); other
+    options than the run's are refused, naming them.
+    """
     import torch
 
-    from robustlab.common.errors import ConfigError
+    from robustlab.common.data.download import sha256sum
+    from robustlab.common.modelfile import save_model
     from robustlab.genomics.data.simulate import SimulatedDataset
     from robustlab.genomics.training import TrainConfig, classification_metrics
     from robustlab.genomics.training import train as train_model
 
-    if (out / "last.pt").exists():
-        raise click.UsageError(f"{out} already holds a run (last.pt); choose another --out")
     ds = SimulatedDataset.load_npz(data)
-    train_ds, valid_ds, test_ds = ds.split((0.7, 0.1, 0.2), seed=split_seed)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, adv_steps=adv_steps,
                          adv_warmup_epochs=adv_warmup, device=device)
-    try:
-        model, result = train_model(arch, variant, train_ds, valid_ds, config, out_dir=out, seed=seed)
-    except (ConfigError, ValueError) as e:
-        raise click.UsageError(str(e)) from None
+    options = {"data_sha256": sha256sum(data), "arch": arch, "variant": variant, "epochs": epochs,
+               "batch_size": batch_size, "lr": lr, "adv_steps": adv_steps, "adv_warmup": adv_warmup, "seed": seed,
+               "split_seed": split_seed}
+    resuming = check_run_folder(out, "genomics train", options, resume=resume)
+    if resume and not resuming:
+        click.echo(f"--resume: {out} holds no run yet; starting one", err=True)
+    train_ds, valid_ds, test_ds = ds.split((0.7, 0.1, 0.2), seed=split_seed)
+    model, result = train_model(arch, variant, train_ds, valid_ds, config, out_dir=out, seed=seed,
+                                resume=resuming, progress=progress)
     model.eval()
     dev = next(model.parameters()).device
     with torch.no_grad():
         logits = model(torch.as_tensor(test_ds.x, device=dev)).cpu()
     m = classification_metrics(logits, test_ds.y)
+    save_model(model.cpu(), out / "model.pt",
+               preprocessing={"input": "one-hot DNA (N, 4, length), rows A, C, G, T", "alphabet": "ACGT",
+                              "length": int(ds.length)},
+               metadata={"command": "genomics train", **options, "data": str(data), "best_epoch": result.best_epoch,
+                         "val_auroc": result.best_value, "test_auroc": m["auroc"], "test_aupr": m["aupr"]})
     click.echo(f"{arch}/{variant}: {len(result.history)} epochs, best epoch {result.best_epoch}, test AUROC "
-               f"{m['auroc']:.3f}, AUPR {m['aupr']:.3f} -> {out / 'best.pt'}")
+               f"{m['auroc']:.3f}, AUPR {m['aupr']:.3f} -> {out / 'model.pt'}")
+
+
+@genomics.command(short_help="Turn a training checkpoint or a plain state dict into a model file.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="best.pt/last.pt of an older `genomics train`, or a file of torch.save(model.state_dict()).")
+@click.option("--arch", type=click.Choice(_ARCHS), required=True, help="The network the weights belong to.")
+@click.option("--variant", type=click.Choice(_VARIANTS), required=True,
+              help="The training variant (regularized models have dropout and batch norm layers).")
+@click.option("--num-tasks", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Outputs of the network (1 for koo2019, 12 for koo_eddy2019).")
+@click.option("--length", type=click.IntRange(min=1), default=200, show_default=True, help="Sequence length.")
+@click.option("--out", type=OutputFile(), required=True, help="The model file to write (model.pt).")
+def export(checkpoint: Path, arch: str, variant: str, num_tasks: int, length: int, out: Path) -> None:
+    """Load the weights of --checkpoint into the named architecture and write it as a model file."""
+    from robustlab.common.modelfile import load_state_dict_into, save_model
+    from robustlab.genomics.training import build_model
+
+    template = build_model(arch, variant, num_tasks=num_tasks, length=length)
+    model = load_state_dict_into(type(template), checkpoint, args=template.model_args)
+    save_model(model, out, preprocessing={"input": "one-hot DNA (N, 4, length), rows A, C, G, T",
+                                          "alphabet": "ACGT", "length": length},
+               metadata={"command": "genomics export", "from": str(checkpoint), "arch": arch, "variant": variant})
+    click.echo(f"{arch}/{variant} with {num_tasks} output(s), length {length}: {checkpoint} -> {out}")
+
+
+def _load_genomics_model(path: Path):
+    """The model of a model file, or a clear error for the training checkpoints of older versions."""
+    from robustlab.common.checkpoint import FORMAT, read_payload
+    from robustlab.common.errors import CheckpointError
+    from robustlab.common.modelfile import is_model_file, load_model
+
+    payload = read_payload(path)
+    if not is_model_file(payload):
+        beside = path.parent / "model.pt"
+        if isinstance(payload, dict) and payload.get("format") == FORMAT and beside.is_file():
+            hint = f"use {beside}, the model file written beside it"
+        else:
+            hint = (f"convert it once with 'robustlab genomics export --checkpoint {path} --arch ARCH --variant "
+                    "VARIANT --out model.pt' (and --num-tasks/--length when they are not 1/200)")
+        raise CheckpointError(f"{path} is not a model file (a training checkpoint or a plain state dict, without the "
+                              f"model's class and arguments): {hint}")
+    return load_model(path)
 
 
 @genomics.command(short_help="Attribution maps of a trained model for a FASTA file (NPZ plus logo PNGs).")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="best.pt or last.pt written by `robustlab genomics train`.")
-@click.option("--arch", type=click.Choice(_ARCHS), default="localnet", show_default=True,
-              help="The network the checkpoint holds.")
-@click.option("--variant", type=click.Choice(_VARIANTS), default="standard", show_default=True,
-              help="The training variant (regularized models have dropout and batch norm layers).")
+@click.option("--model", "--checkpoint", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="model.pt written by `robustlab genomics train` (or `genomics export`).")
 @click.option("--fasta", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Sequences of one length (the model's).")
 @click.option("--method", type=click.Choice(_METHODS), default="saliency", show_default=True,
@@ -129,35 +187,31 @@ def train(data: Path, arch: str, variant: str, epochs: int, batch_size: int, lr:
 @click.option("--target", type=click.IntRange(min=0), default=0, show_default=True, help="The output explained.")
 @click.option("--logos", type=click.IntRange(min=0), default=4, show_default=True,
               help="Draw logos of this many first sequences (0: none).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for attributions.npz and logos.png.")
-def attribute(checkpoint: Path, arch: str, variant: str, fasta: Path, method: str, target: int, logos: int,
-              out: Path) -> None:
+@click.option("--out", type=OutputDir(), required=True, help="Folder for attributions.npz and logos.png.")
+def attribute(model_path: Path, fasta: Path, method: str, target: int, logos: int, out: Path) -> None:
     """Compute attribution maps (N, 4, L) of --method for the sequences of --fasta with a trained model."""
     import numpy as np
     import torch
 
     from robustlab.common import attribution
-    from robustlab.common.checkpoint import load_weights
+    from robustlab.common.errors import DataError
     from robustlab.common.io import atomic_write
     from robustlab.genomics.data.fasta import read_fasta_dataset
     from robustlab.genomics.interpret import save_logos
-    from robustlab.genomics.training import build_model
 
+    loaded = _load_genomics_model(model_path)
+    model = loaded.model
+    num_tasks = int(loaded.args.get("num_tasks", 1))
+    if target >= num_tasks:
+        raise click.BadParameter(f"{target} is not an output of {model_path}: the model has {num_tasks} "
+                                 f"output{'s' if num_tasks > 1 else ''} (0 to {num_tasks - 1})",
+                                 param_hint="'--target'")
     seqs = read_fasta_dataset(fasta)
     n, _, length = seqs.x.shape
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = payload.get("model", {}) if isinstance(payload, dict) else {}
-    out_keys = [k for k in state if k.endswith(".weight") and state[k].ndim == 2]
-    num_tasks = int(state[out_keys[-1]].shape[0]) if out_keys else 1
-    if target >= num_tasks:
-        raise click.BadParameter(f"the model has {num_tasks} outputs", param_hint="'--target'")
-    try:
-        model = build_model(arch, variant, num_tasks=num_tasks, length=length)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    load_weights(model, checkpoint)
-    model.eval()
+    expected = loaded.preprocessing.get("length")
+    if expected is not None and length != expected:
+        raise DataError(f"the sequences of {fasta} have length {length}; the model {model_path} takes sequences of "
+                        f"length {expected}")
     generator = torch.Generator().manual_seed(0)
 
     def expected_gradients():
@@ -195,15 +249,15 @@ def attribute(checkpoint: Path, arch: str, variant: str, fasta: Path, method: st
               help="Score only sequences with a positive first target (as the paper).")
 @click.option("--logos", type=click.IntRange(min=0), default=4, show_default=True,
               help="Draw logos of this many first scored sequences beside their true motif positions (0: none).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for scores.json, auroc.png and logos.png.")
+@click.option("--out", type=OutputDir(), required=True, help="Folder for scores.json, auroc.png and logos.png.")
 def score(attributions: Path, data: Path, positives_only: bool, logos: int, out: Path) -> None:
     """Per-sequence AUROC/AUPR of the maps (gradient × input summed over nucleotides) against the motif mask."""
     import json
 
     import numpy as np
 
-    from robustlab.common.io import atomic_write_text
+    from robustlab.common.errors import DataError
+    from robustlab.common.io import atomic_write_text, read_npz
     from robustlab.genomics.data.simulate import SimulatedDataset
     from robustlab.genomics.interpret import (
         interpretability_scores,
@@ -213,22 +267,25 @@ def score(attributions: Path, data: Path, positives_only: bool, logos: int, out:
         save_logos,
     )
 
-    with np.load(attributions, allow_pickle=False) as z:
-        if "attributions" not in z.files or "x" not in z.files:
-            raise click.BadParameter("not an attributions file (needs 'attributions' and 'x')",
-                                     param_hint="'--attributions'")
-        maps, x = z["attributions"], z["x"]
-        method = str(z["method"]) if "method" in z.files else "attribution"
+    z = read_npz(attributions, required=("attributions", "x"), what="attributions file")
+    maps, x = z["attributions"], z["x"]
+    method = str(z["method"]) if "method" in z else "attribution"
+    if maps.shape != x.shape or maps.ndim != 3 or x.shape[1:2] != (4,):
+        raise DataError(f"attributions file {attributions}: 'attributions' {maps.shape} and 'x' {x.shape} must both "
+                        "have the shape (N, 4, L)")
+    if not np.isfinite(maps).all():
+        raise DataError(f"attributions file {attributions}: {int((~np.isfinite(maps)).sum())} attribution values "
+                        "are NaN or infinite")
     ds = SimulatedDataset.load_npz(data)
     if ds.x.shape != x.shape or not np.array_equal(ds.x, x):
-        raise click.UsageError(f"the sequences of {attributions} are not those of {data} (shapes {x.shape} and "
-                               f"{ds.x.shape}, or different bases)")
+        raise DataError(f"the sequences of {attributions} are not those of {data} (shapes {x.shape} and "
+                        f"{ds.x.shape}, or different bases)")
     how = "grad_times_input" if method in ("saliency", "smoothgrad", "attribution") else "observed"
     importance = reduce_attribution(maps, x, how=how)
     mask, keep = motif_mask(ds.pwm_matrix)
     rows = ds.y[:, 0] > 0.5 if positives_only else np.ones(len(ds), bool)
     if not rows.any():
-        raise click.UsageError("no sequence to score (no positives)")
+        raise DataError(f"{data} holds no sequence to score (no positives; --all scores every sequence)")
     s = interpretability_scores(importance[rows], mask[rows], exclude=~keep[rows])
     out.mkdir(parents=True, exist_ok=True)
     report = {"method": method, "reduction": how, "n_sequences": int(rows.sum()), "n_skipped": s["n_skipped"],

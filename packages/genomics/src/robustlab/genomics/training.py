@@ -164,6 +164,7 @@ def train(
     *,
     out_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    resume: bool = False,
     progress: bool = False,
 ):
     """Train ``arch`` with ``variant`` on ``train_ds`` (validated on ``valid_ds``) through the core engine.
@@ -175,6 +176,7 @@ def train(
         config: the hyperparameters.
         out_dir: where the engine writes ``last.pt``, ``best.pt`` and the metric logs; None keeps them in memory.
         seed: seeds the initialization, the shuffling, the noise and the attacks.
+        resume: continue the run in ``out_dir`` from its ``last.pt`` (bit-identical on the CPU).
         progress: show the engine's progress bar.
 
     Returns:
@@ -196,5 +198,5 @@ def train(
                            monitor="val_auroc", device=config.device)
     result = train_task(model, regime, (x, y), None if valid_ds is None else (valid_ds.x, valid_ds.y),
                         task="multilabel", config=fit_config, optimizer=optimizer, metrics={"auroc": _val_auroc},
-                        out_dir=out_dir, seed=seed, progress=progress)
+                        out_dir=out_dir, resume=resume, seed=seed, progress=progress)
     return model, result
