@@ -57,7 +57,12 @@ def test_evaluate_restores_mode_and_reports_accuracy():
     model = MLP(2, 2).train()
     out = evaluate(model, val)
     assert model.training
-    assert set(out) == {"loss", "accuracy"} and 0.0 <= out["accuracy"] <= 1.0
+    # an untrained model: the figures must be those of the whole validation set, computed here by hand
+    with torch.no_grad():
+        logits = model.eval()(val.dataset.x)
+    assert set(out) == {"loss", "accuracy"}
+    assert out["accuracy"] == pytest.approx((logits.argmax(1) == val.dataset.y).float().mean().item())
+    assert out["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, val.dataset.y).item(), rel=1e-6)
 
 
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):
@@ -323,3 +328,20 @@ def test_resume_of_a_finished_run_does_nothing(tmp_path):
     saved = load_checkpoint(Path(tmp_path) / "last.pt")["model"]
     for k, v in model.state_dict().items():
         assert torch.equal(v, saved[k])
+
+
+def test_an_unwritable_out_dir_is_refused_before_the_first_epoch(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    calls = []
+
+    class Counting(ERM):
+        def train_step(self, step, model, batch):
+            calls.append(1)
+            return super().train_step(step, model, batch)
+
+    x, y = torch.randn(8, 2), torch.randint(0, 2, (8,))
+    loader = DataLoader(ArrayDataset(x, y), batch_size=4)
+    for out in (tmp_path / "a-file", tmp_path / "a-file" / "run"):
+        with pytest.raises(ConfigError, match="a-file"):
+            fit(MLP(2, 2), Counting(), loader, out_dir=out, progress=False)
+    assert not calls

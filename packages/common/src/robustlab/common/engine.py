@@ -15,7 +15,15 @@ Files written to ``out_dir`` (each atomically: a temporary file, then a rename):
   (global and each loader's own generator), epoch, early-stopping state and the metric history, after every
   epoch; ``fit(..., resume=True)`` continues from it, bit-identically on the CPU.
 - ``best.pt``: the model, networks and regime state of the best epoch on the monitored validation metric.
-- ``metrics.jsonl`` and ``metrics.csv``: one row per epoch.
+- ``metrics.jsonl`` and ``metrics.csv``: one row per epoch; ``lr`` is the learning rate the epoch trained with (of
+  the ``"model"`` optimizer's first parameter group, at the epoch's first step).
+
+A run that diverges (the loss grows by orders of magnitude, the weights stop being finite) stops with a
+:class:`~robustlab.common.errors.DivergenceError` before the checkpoint of that epoch is written, or warns
+(:class:`DivergenceCheck`).
+
+Progress: a tqdm bar on a terminal, a few plain lines per epoch when stderr is a file (see
+:mod:`robustlab.common.progress`; ``ROBUSTLAB_PROGRESS=bar|lines|off`` forces a mode).
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +51,16 @@ from robustlab.common.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from robustlab.common.errors import CheckpointError, ConfigError
-from robustlab.common.io import atomic_write_text
+from robustlab.common.errors import CheckpointError, ConfigError, DivergenceError
+from robustlab.common.io import atomic_write_text, unwritable_reason
 from robustlab.common.modes import model_mode
+from robustlab.common.progress import LineProgress
+from robustlab.common.progress import progress as progress_display
+from robustlab.common.progress import write as write_line
 from robustlab.common.regimes.base import FitState, Regime, StepContext
 
-__all__ = ["EarlyStopping", "FitResult", "fit", "evaluate", "load_best", "model_device", "resolve_device", "to_device",
-           "as_batch", "BATCH_KEYS", "EPOCH_LENGTHS"]
+__all__ = ["EarlyStopping", "DivergenceCheck", "DIVERGENCE_ACTIONS", "FitResult", "fit", "evaluate", "load_best",
+           "model_device", "resolve_device", "to_device", "as_batch", "BATCH_KEYS", "EPOCH_LENGTHS"]
 
 BATCH_KEYS = ("x", "y", "index", "mask", "meta", "unlabeled")
 """The keys a batch dict may have: inputs, targets, the sample's dataset index, a per-sample mask, a dict of
@@ -57,6 +70,9 @@ EPOCH_LENGTHS = ("labeled", "unlabeled")
 """Which loader sets the length of an epoch when there are two; the other one cycles."""
 
 MetricFn = Callable[[Tensor, Tensor], float]
+
+DIVERGENCE_ACTIONS = ("stop", "warn", "off")
+"""What :func:`fit` does when training diverges (see :class:`DivergenceCheck`)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,60 @@ class EarlyStopping:
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
+@dataclass(frozen=True)
+class DivergenceCheck:
+    """Stop (or warn) when training diverges.
+
+    Training has diverged when
+
+    - a step's training loss (the value the regime's ``train_step`` returns) is more than ``factor`` times its
+      reference in absolute value, or is not finite. The reference is the mean absolute loss of the run's first
+      ``reference_steps`` steps (fewer when the first epoch is shorter), i.e. the loss at the start of training,
+      not its running minimum: a loss that falls to ~0 and jitters back up never comes near it. While the
+      reference is being measured, each step is compared with the mean of the steps before it, with ``factor``
+      squared while that is one step (a single small batch's loss may be far below the typical one), so a loss
+      that explodes at step 2 is caught there and kept out of the reference. The reference is checkpointed, so a
+      resumed run uses the same one. A reference of 0 (a loss that starts at exactly 0) disables this check, and
+      a loss that starts near 0 by design (e.g. a critic's) wants ``"warn"``, ``"off"`` or a larger factor.
+    - a parameter of the model or of the regime's trainable networks is NaN or infinite at the end of an epoch
+      (after the regime's ``on_epoch_end``, before validation).
+
+    Args:
+        action: ``"stop"``: raise :class:`~robustlab.common.errors.DivergenceError` (single process: at the step
+            the loss diverges; under ``torchrun``: at the end of that epoch, on process 0's decision); the
+            checkpoint of the diverged epoch is not written, so ``out_dir`` keeps the last good epoch and a resume
+            starts from there. ``"warn"``: one ``RuntimeWarning`` (at the end of the epoch), training goes on and
+            :attr:`FitResult.diverged` says what happened. ``"off"``: no check.
+        factor: how many times the reference the loss must exceed (default 1e4: four orders of magnitude).
+        reference_steps: how many steps at the start of the run make the reference.
+    """
+
+    action: str = "stop"
+    factor: float = 1e4
+    reference_steps: int = 10
+
+    def __post_init__(self) -> None:
+        if self.action not in DIVERGENCE_ACTIONS:
+            raise ConfigError(f"DivergenceCheck.action must be one of {', '.join(DIVERGENCE_ACTIONS)}, "
+                              f"got {self.action!r}")
+        if not (isinstance(self.factor, (int, float)) and math.isfinite(self.factor) and self.factor > 1):
+            raise ConfigError(f"DivergenceCheck.factor must be a finite number > 1, got {self.factor!r}")
+        if not isinstance(self.reference_steps, int) or self.reference_steps < 1:
+            raise ConfigError(f"DivergenceCheck.reference_steps must be an int >= 1, got {self.reference_steps!r}")
+
+
+def _divergence_check(divergence: str | DivergenceCheck | None) -> DivergenceCheck | None:
+    """``fit``'s ``divergence`` argument as a check, or None for no check."""
+    if isinstance(divergence, DivergenceCheck):
+        return divergence if divergence.action != "off" else None
+    if divergence is None:
+        return None
+    if not isinstance(divergence, str) or divergence not in DIVERGENCE_ACTIONS:
+        raise ConfigError(f"divergence must be one of {', '.join(DIVERGENCE_ACTIONS)} or a DivergenceCheck, "
+                          f"got {divergence!r}")
+    return DivergenceCheck(action=divergence) if divergence != "off" else None
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns.
@@ -99,6 +169,8 @@ class FitResult:
         out_dir: where checkpoints and logs were written, or None.
         eval_model: the network validation used (the regime's ``eval_model``: the EMA teacher of a mean
             teacher, else the model).
+        diverged: with ``divergence="warn"``, what diverged and when (e.g. ``"the training loss is 6.5e+29, more
+            than 10000 times its reference 0.693 ... at epoch 2/5, step 3/8 (regime ERM)"``); None otherwise.
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
@@ -107,6 +179,7 @@ class FitResult:
     stop_reason: str | None = None
     out_dir: Path | None = None
     eval_model: nn.Module | None = None
+    diverged: str | None = None
 
     @property
     def last(self) -> dict[str, float]:
@@ -263,6 +336,7 @@ def fit(
     amp: bool | str = "auto",
     grad_clip: float | None = None,
     progress: bool = True,
+    divergence: str | DivergenceCheck | None = "stop",
 ) -> FitResult:
     """Train ``model`` with ``regime`` for ``epochs`` epochs.
 
@@ -297,7 +371,13 @@ def fit(
         amp: mixed precision; ``"auto"`` uses it on CUDA (bfloat16 where supported, else float16 with a
             gradient scaler) and not on the CPU.
         grad_clip: clip the gradient norm of each optimizer's parameters to this value.
-        progress: show a progress bar (main process only).
+        progress: show progress (main process only): a tqdm bar when stderr is a terminal, else a few plain lines
+            per epoch (at 25, 50 and 75 % of the steps: step, running loss, elapsed time, ETA) besides the line
+            of each epoch's metrics; ``ROBUSTLAB_PROGRESS=bar|lines|off`` forces a mode.
+        divergence: what to do when training diverges (the loss grows to more than 1e4 times its value at the
+            start, or a weight is no longer finite): ``"stop"`` (default) raises :class:`DivergenceError`,
+            ``"warn"`` warns once and sets :attr:`FitResult.diverged`, ``"off"`` (or None) does not check; a
+            :class:`DivergenceCheck` sets the factor and the reference too.
 
     Returns:
         A :class:`FitResult` with the metric history and the best epoch.
@@ -305,6 +385,10 @@ def fit(
     Raises:
         NonFiniteLossError: the loss became NaN or infinite; the message names epoch and step, and the files
             already in ``out_dir`` are those of the last completed epoch.
+        DivergenceError: (``divergence="stop"``) the loss grew by orders of magnitude over its reference, or a
+            weight is no longer finite; the message names the epoch (and the step), the value and the reference,
+            and the files already in ``out_dir`` are those of the last good epoch (the diverged epoch's are not
+            written). The model in memory holds the diverged weights.
         ConfigError: ``out_dir`` already holds a run and ``resume`` is False, or the arguments do not fit.
         CheckpointError: ``last.pt`` cannot be read or does not fit the model.
     """
@@ -312,7 +396,7 @@ def fit(
                 epoch_length=epoch_length, optimizer=optimizer, epochs=epochs, scheduler=scheduler,
                 scheduler_interval=scheduler_interval, out_dir=out_dir, resume=resume,
                 early_stopping=early_stopping, restore_best=restore_best, metrics=metrics, device=device,
-                amp=amp, grad_clip=grad_clip, progress=progress).run()
+                amp=amp, grad_clip=grad_clip, progress=progress, divergence=divergence).run()
 
 
 class _Run:
@@ -321,7 +405,8 @@ class _Run:
     def __init__(self, model: nn.Module, regime: Regime, train_loader, *, val_loader, unlabeled_loader,
                  epoch_length: str, optimizer, epochs: int, scheduler, scheduler_interval: str, out_dir,
                  resume: bool, early_stopping: EarlyStopping | None, restore_best: bool | None, metrics,
-                 device, amp, grad_clip: float | None, progress: bool) -> None:
+                 device, amp, grad_clip: float | None, progress: bool,
+                 divergence: str | DivergenceCheck | None) -> None:
         if epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
         if scheduler_interval not in ("epoch", "step"):
@@ -332,9 +417,18 @@ class _Run:
             raise ConfigError("epoch_length='unlabeled' needs an unlabeled_loader")
         if not isinstance(regime, Regime):
             raise ConfigError(f"regime must be a robustlab Regime, got {type(regime).__name__}")
+        self.watch = _divergence_check(divergence)
+        # the divergence reference: the mean |loss| of the run's first steps (checkpointed), its running sum and
+        # count while it is measured, and what this epoch's steps found: (what, where) or None
+        self.reference: float | None = None
+        self.ref_sum, self.ref_n = 0.0, 0
+        self.diverging: tuple[str, str] | None = None
         self.out = Path(out_dir) if out_dir is not None else None
         if resume and self.out is None:
             raise ConfigError("resume=True needs an out_dir to resume from")
+        reason = unwritable_reason(self.out, folder=True) if self.out is not None else None
+        if reason:  # found before the first epoch is computed, not after it
+            raise ConfigError(f"out_dir: {reason}")
         if self.out is not None and not resume and (self.out / "last.pt").exists():
             raise ConfigError(
                 f"{self.out} already holds a run (last.pt); pass resume=True to continue it, or choose another "
@@ -494,6 +588,8 @@ class _Run:
         self.result.best_value, self.result.best_epoch = es.get("best_value"), es.get("best_epoch")
         self.bad_epochs = int(es.get("bad_epochs", 0))
         self.result.stop_reason = ckpt.get("stop_reason")
+        div = ckpt.get("divergence") or {}  # absent from older checkpoints: the reference is measured again
+        self.reference, self.result.diverged = div.get("reference"), div.get("diverged")
         return ckpt["rng"]
 
     def _snapshot(self) -> dict[str, Any]:
@@ -523,14 +619,84 @@ class _Run:
                 yield {**as_batch(next(labeled)), "unlabeled": as_batch(u)}
 
     def _describe_step(self) -> str:
-        s, where = self.state, (f"the files in {self.out} are those of epoch {self.state.epoch}" if self.out
-                                else "nothing was written")
-        return (f"epoch {s.epoch + 1}/{s.epochs}, step {s.step + 1}/{s.steps_per_epoch} "
-                f"(regime {type(self.regime).__name__}); {where}")
+        return f"{self._where()}; {self._files()}"
 
-    def _train_epoch(self, epoch: int) -> tuple[float, int, dict[str, float], float]:
-        from tqdm.auto import tqdm
+    def _where(self, end_of_epoch: bool = False) -> str:
+        s, regime = self.state, type(self.regime).__name__
+        if end_of_epoch:
+            return f"the end of epoch {s.epoch + 1}/{s.epochs} (regime {regime})"
+        return f"epoch {s.epoch + 1}/{s.epochs}, step {s.step + 1}/{s.steps_per_epoch} (regime {regime})"
 
+    def _files(self) -> str:
+        """What ``out_dir`` holds while the current epoch runs."""
+        if self.out is None:
+            return "nothing was written"
+        if self.state.epoch == 0:
+            return f"no epoch was completed: nothing was written to {self.out}"
+        return f"the files in {self.out} are those of epoch {self.state.epoch}"
+
+    # -- divergence -----------------------------------------------------------------------------------------------
+    def _watch_loss(self, value: float) -> None:
+        """Compare a step's loss (a Python float: no device sync) with the reference, measuring it first."""
+        check, size = self.watch, abs(value)
+        if check is None or self.diverging is not None or self.result.diverged is not None:
+            return
+        if self.reference is not None:
+            ref, factor = self.reference, check.factor
+        else:  # measuring: the steps so far; against a single step, squared (one tiny batch loss is no scale)
+            ref = self.ref_sum / self.ref_n if self.ref_n else None
+            factor = check.factor if self.ref_n >= 2 else check.factor ** 2
+        if not math.isfinite(size) or (ref is not None and ref > 0 and size > factor * ref):
+            what = (f"the training loss is {value:.4g}" if ref is None or not math.isfinite(size) else
+                    f"the training loss is {value:.4g}, more than {factor:g} times its reference {ref:.4g} (the "
+                    "mean absolute loss at the start of training)")
+            self.diverging = (what, self._where())
+            if check.action == "stop" and self.ddp.world == 1:  # under DDP process 0 decides at the epoch's end
+                self._diverged(*self.diverging)
+            return
+        if self.reference is None:
+            self.ref_sum, self.ref_n = self.ref_sum + size, self.ref_n + 1
+            if self.ref_n >= min(check.reference_steps, self.steps):
+                self.reference = self.ref_sum / self.ref_n
+
+    def _nonfinite_weight(self) -> str | None:
+        """The name of a parameter (model, trainable networks) that holds a NaN or an infinity, else None; one
+        device sync per device when all are finite."""
+        named: dict[int, tuple[str, Tensor]] = {}
+        for prefix, net in (("model", self.model), *self.regime.trainable_networks.items()):
+            for name, p in net.named_parameters():
+                named.setdefault(id(p), (f"{prefix}.{name}", p))
+        by_device: dict[torch.device, list[Tensor]] = {}
+        with torch.no_grad():
+            for _, p in named.values():
+                by_device.setdefault(p.device, []).append(torch.isfinite(p).all())
+            if all(bool(torch.stack(flags).all()) for flags in by_device.values()):
+                return None
+            return next(name for name, p in named.values() if not bool(torch.isfinite(p).all()))
+
+    def _check_divergence(self) -> None:
+        """At the end of an epoch: what its steps found, else the weights; process 0 decides under DDP."""
+        if self.watch is None or self.result.diverged is not None:
+            return
+        found, self.diverging = self.diverging, None
+        if found is None:
+            bad = self._nonfinite_weight()
+            if bad is not None:
+                found = (f"the weights are no longer finite ({bad} holds NaN or infinite values)",
+                         self._where(end_of_epoch=True))
+        found = self.ddp.broadcast_object(found)
+        if found is not None:
+            self._diverged(*found)
+
+    def _diverged(self, what: str, where: str) -> None:
+        if self.watch is not None and self.watch.action == "stop":
+            raise DivergenceError(f"training diverged: {what} at {where}; {self._files()}")
+        self.result.diverged = f"{what} at {where}"
+        if self.ddp.main:
+            warnings.warn(f"training diverged: {what} at {where}; training goes on (divergence='warn'), but what it "
+                          "produces is not a meaningful result", RuntimeWarning, stacklevel=6)
+
+    def _train_epoch(self, epoch: int) -> tuple[float, int, dict[str, float], float, float]:
         state, regime = self.state, self.regime
         state.epoch, state.step = epoch, 0
         self.ddp.release()  # the collectives of the previous epoch have completed
@@ -541,11 +707,15 @@ class _Run:
         self.train_model.train()
         for net in regime.trainable_networks.values():
             net.train()
+        lead = self.optimizers.get("model") or next(iter(self.optimizers.values()))
+        lr = lead.param_groups[0]["lr"]  # what the epoch trains with (at its first step)
         t0 = time.perf_counter()
         loss_sum, n_seen, extra = 0.0, 0, {}
-        bar = tqdm(self._batches(), total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
-                   disable=not (self.progress and self.ddp.main), dynamic_ncols=True)
-        refresh = max(1, self.steps // 50)
+        # a bar on a terminal; in a log file a line at 25, 50 and 75 % (the epoch's metrics line follows)
+        bar = progress_display(self._batches(), total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
+                               enabled=self.progress and self.ddp.main, unit="step", points=(0.25, 0.5, 0.75),
+                               leave=False, dynamic_ncols=True)
+        refresh = 1 if isinstance(bar, LineProgress) else max(1, self.steps // 50)  # lines: the loss at their step
         for step, batch in enumerate(bar):
             state.step = step
             batch = to_device(batch, self.device, non_blocking=True)
@@ -553,6 +723,7 @@ class _Run:
                 opt.zero_grad(set_to_none=True)
             self.ctx.stepped.clear()
             value = float(regime.train_step(self.ctx, self.train_model, batch))
+            self._watch_loss(value)
             if self.ctx.stepped:
                 self.scaler.update()
             self._step_schedulers("step")
@@ -567,11 +738,12 @@ class _Run:
                 bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", refresh=False)
         bar.close()
         self._step_schedulers("epoch")
-        return loss_sum, n_seen, extra, t0
+        return loss_sum, n_seen, extra, t0, lr
 
-    def _end_epoch(self, epoch: int, sums: tuple[float, int, dict[str, float], float]) -> None:
-        """Log the epoch, validate, track the best epoch, decide whether to stop, write the files."""
-        loss_sum, n_seen, extra, t0 = sums
+    def _end_epoch(self, epoch: int, sums: tuple[float, int, dict[str, float], float, float]) -> None:
+        """Log the epoch, check for divergence, validate, track the best epoch, decide whether to stop, write the
+        files."""
+        loss_sum, n_seen, extra, t0, lr = sums
         total = self.ddp.all_sum([loss_sum, float(n_seen), *extra.values()])
         record: dict[str, float] = {"epoch": epoch + 1, "train_loss": total[0] / total[1]}
         record.update({f"train_{k}": v / total[1] for k, v in zip(extra, total[2:])})
@@ -579,11 +751,11 @@ class _Run:
         if self.ddp.world > 1:  # every process validates and checkpoints the same buffers (batch-norm statistics)
             for net in (self.model, *self.regime.networks.values()):
                 self.ddp.broadcast_state(net)
+        self._check_divergence()  # before validation and before this epoch's files are written
         if self.val_loader is not None:
             val = self.regime.validate(self.model, self.val_loader, metrics=self.metrics, device=self.device)
             record.update({f"val_{k}": v for k, v in val.items()})
-        lead = self.optimizers.get("model") or next(iter(self.optimizers.values()))
-        record["lr"] = lead.param_groups[0]["lr"]
+        record["lr"] = lr
         record["seconds"] = time.perf_counter() - t0
         # the decisions below are process 0's, so that every process stops at the same epoch
         record, regime_stop = self.ddp.broadcast_object((record, self.regime.stop_reason))
@@ -638,6 +810,7 @@ class _Run:
             "early_stopping": {"best_value": result.best_value, "best_epoch": result.best_epoch,
                                "bad_epochs": self.bad_epochs},
             "stop_reason": result.stop_reason,
+            "divergence": {"reference": self.reference, "diverged": result.diverged},
             "rng": rng_state(),
             "loaders": {k: [g.get_state() for g in _loader_generators(v)] for k, v in self.loaders.items()
                         if v is not None},
@@ -654,9 +827,8 @@ class _Run:
 
 
 def _write_line(text: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(text)
+    """One line to stderr: through tqdm on a terminal (so that a bar is not broken), plainly in a log file."""
+    write_line(text)
 
 
 def _load_trained_state(model: nn.Module, regime: Regime | None, payload: dict[str, Any], where: str

@@ -61,6 +61,9 @@ class TrainConfig:
         val_batch_size: batch size of validation.
         grad_clip: gradient-norm clipping, or None.
         device: ``"cpu"``, ``"cuda"``, ``"auto"``.
+        divergence: ``"stop"`` (raise :class:`~robustlab.common.errors.DivergenceError`), ``"warn"`` or ``"off"``
+            when the loss grows by orders of magnitude over its value at the start or a weight is no longer
+            finite (see :class:`~robustlab.common.engine.DivergenceCheck`).
     """
 
     epochs: int = 20
@@ -76,6 +79,7 @@ class TrainConfig:
     val_batch_size: int = 512
     grad_clip: float | None = None
     device: str = "cpu"
+    divergence: str = "stop"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "val_batch_size"):
@@ -91,6 +95,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.patience must be >= 1 or None, got {self.patience!r}")
         if self.unlabeled_batch_size is not None and self.unlabeled_batch_size < 1:
             raise ConfigError(f"TrainConfig.unlabeled_batch_size must be >= 1, got {self.unlabeled_batch_size!r}")
+        if self.divergence not in ("stop", "warn", "off"):
+            raise ConfigError(f"TrainConfig.divergence must be 'stop', 'warn' or 'off', got {self.divergence!r}")
 
 
 def task_metrics(task: str | Task) -> tuple[dict[str, Callable[[Tensor, Tensor], float]], str, str]:
@@ -270,4 +276,5 @@ def train(
         kwargs["metrics"] = dict(metrics) if metrics is not None else default_metrics
         kwargs["early_stopping"] = EarlyStopping(monitor=monitor, mode=mode, patience=config.patience or config.epochs)
     return fit(model, regime, loader, optimizer=optimizer, epochs=config.epochs, out_dir=out_dir, resume=resume,
-               device=config.device, grad_clip=config.grad_clip, progress=progress, **kwargs)
+               device=config.device, grad_clip=config.grad_clip, progress=progress, divergence=config.divergence,
+               **kwargs)
