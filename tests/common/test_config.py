@@ -6,8 +6,16 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import pytest
+import torch
 
-from robustlab.common.config import apply_overrides, config_keys, load_toml
+from robustlab.common.config import (
+    apply_overrides,
+    bounded,
+    check_device,
+    check_values,
+    config_keys,
+    load_toml,
+)
 from robustlab.common.errors import ConfigError
 
 
@@ -223,3 +231,121 @@ def test_load_toml_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         apply_overrides(Cfg(), load_toml(wrong), source=str(wrong))
     assert "wrong.toml" in str(err.value) and "expected int" in str(err.value)
+
+
+# -- ranges: bounded fields, check_values, check_device ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangedOptim:
+    lr: float = bounded(0.1, gt=0)
+
+
+@dataclass(frozen=True)
+class Ranged:
+    epochs: int = bounded(3, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    frac: float = bounded(0.5, ge=0, le=1)
+    warmup: float = bounded(0.0, ge=0, lt=1)
+    eps: tuple[float, ...] = bounded((0.1,), gt=0, min_len=1, unique=True)
+    kind: str = bounded("a", choices=("a", "b"))
+    kinds: tuple[str, ...] = bounded(("a",), choices=("a", "b"), min_len=1)
+    patience: int | None = bounded(None, ge=1)
+    device: str = bounded("cpu", device=True)
+    hidden: list[int] = bounded(default_factory=lambda: [4], ge=1)
+    optim: RangedOptim = RangedOptim()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("epochs=0", "epochs must be >= 1, got 0"),
+        ("lr=-1", "lr must be > 0, got -1.0"),
+        ("lr=0", "lr must be > 0, got 0.0"),
+        ("lr=nan", "lr must be > 0, got nan"),
+        ("frac=1.5", "frac must be >= 0 and <= 1, got 1.5"),
+        ("warmup=1", "warmup must be >= 0 and < 1, got 1.0"),
+        ("eps=", "eps must hold at least 1 value, got ()"),
+        ("eps=0.1,-0.2", "every value of eps must be > 0, got -0.2 in (0.1, -0.2)"),
+        ("eps=0.1,0.1", "eps holds 0.1 more than once"),
+        ("kind=c", "kind must be one of 'a', 'b', got 'c'"),
+        ("kinds=a,c", "unknown kinds ['c']; choose from 'a', 'b'"),
+        ("patience=0", "patience must be >= 1, got 0"),
+        ("device=gpu", "device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got 'gpu'"),
+        ("hidden=4,0", "every value of hidden must be >= 1, got 0 in [4, 0]"),
+        ("optim.lr=0", "optim.lr must be > 0, got 0.0"),
+    ],
+)
+def test_a_value_out_of_its_range_names_field_value_and_range(override, message):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(Ranged(), [override])
+    assert message in str(err.value)
+
+
+def test_values_in_range_pass_and_none_skips_the_range(tmp_path):
+    cfg = apply_overrides(Ranged(), ["epochs=1", "lr=2", "frac=1", "frac=0", "eps=0.1,0.2", "kinds=b,a",
+                                     "patience=none", "patience=3", "device=cuda:1", "device=auto", "hidden=[]"])
+    assert cfg.patience == 3 and cfg.frac == 0 and cfg.hidden == [] and cfg.device == "auto"
+    assert check_values(cfg) is cfg  # syntax only: cuda:1 would pass too, whether or not it exists
+    assert check_values(Ranged(device="cuda:1")).device == "cuda:1"
+    path = tmp_path / "run.toml"
+    path.write_text("lr = -0.5\n")
+    with pytest.raises(ConfigError, match=r"run.toml: lr must be > 0, got -0.5"):
+        apply_overrides(Ranged(), load_toml(path), source=str(path))
+
+
+def test_check_values_checks_an_instance_built_directly():
+    bad = Ranged(epochs=0)  # no __post_init__: the class does not check itself
+    with pytest.raises(ConfigError, match="epochs must be >= 1, got 0"):
+        check_values(bad)
+    with pytest.raises(ConfigError, match="optim.lr must be > 0"):
+        check_values(Ranged(optim=RangedOptim(lr=-1.0)))
+
+    @dataclass(frozen=True)
+    class SelfChecked:
+        n: int = bounded(1, ge=1)
+
+        def __post_init__(self):
+            check_values(self)
+
+    with pytest.raises(ConfigError, match="n must be >= 1, got -2"):
+        SelfChecked(n=-2)
+    assert issubclass(ConfigError, ValueError)  # classes that raised ValueError before still do
+
+
+def test_bounded_refuses_a_bad_declaration():
+    with pytest.raises(TypeError, match="ge and gt"):
+        bounded(1, ge=0, gt=0)
+    with pytest.raises(TypeError, match="default"):
+        bounded((1,), default_factory=tuple)
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto", " cpu "])
+def test_check_device_accepts_the_cpu_and_auto(device):
+    assert check_device(device) == device.strip()
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "cuda0", "", "CPU:0"])
+def test_check_device_refuses_an_unknown_name(device):
+    with pytest.raises(ConfigError, match=r"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"):
+        check_device(device)
+    with pytest.raises(ConfigError, match=r"^--device must be"):
+        check_device(device, what="--device")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is available here")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_check_device_refuses_cuda_without_a_cuda_device(device):
+    with pytest.raises(ConfigError) as err:
+        check_device(device)
+    assert f"device {device!r}" in str(err.value) and "no CUDA device is available" in str(err.value)
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        check_values(Ranged(device=device), devices=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_check_device_accepts_an_existing_cuda_device_and_refuses_a_missing_one():
+    assert check_device("cuda") == "cuda" and check_device("cuda:0") == "cuda:0"
+    n = torch.cuda.device_count()
+    with pytest.raises(ConfigError, match=f"cuda:{n}"):
+        check_device(f"cuda:{n}")

@@ -6,11 +6,13 @@ The recipe here is a tiny one that needs no torch: its runs return numbers compu
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass
 
 import pytest
 
-from robustlab.common.errors import ConfigError, RobustlabError
+from robustlab.common.config import bounded
+from robustlab.common.errors import ConfigError, DivergenceError, NonFiniteLossError, RobustlabError
 from robustlab.common.recipes import (
     Paper,
     PaperNumbers,
@@ -24,20 +26,21 @@ from robustlab.common.recipes import (
     write_results,
 )
 
+BASE = {"a": 0.5, "b": 0.8, "c": 0.1}
+
 
 @dataclass(frozen=True)
-class ToyProfile:
-    rows: tuple[str, ...] = ("a", "b")
-    seeds: int = 2
-    scale: float = 1.0
+class ToyProfile:  # ranges declared, not checked by the class itself: Recipe and the runner check them
+    rows: tuple[str, ...] = bounded(("a", "b"), choices=tuple(BASE), min_len=1, unique=True)
+    seeds: int = bounded(2, ge=1)
+    scale: float = bounded(1.0, gt=0)
 
 
 PAPER = Paper(authors="Doe, J.", title="A toy table", venue="Nowhere", year=2020)
 NUMBERS = PaperNumbers(values={("a", "acc"): 0.55}, source="Table 1", missing="the paper gives no such number")
-BASE = {"a": 0.5, "b": 0.8, "c": 0.1}
 
 
-def make_recipe(calls=None, *, fail_on=None, offset=0.0, numbers=NUMBERS, **kwargs):
+def make_recipe(calls=None, *, fail_on=None, diverge_on=(), offset=0.0, numbers=NUMBERS, **kwargs):
     calls = [] if calls is None else calls
 
     def grid(p):
@@ -47,10 +50,13 @@ def make_recipe(calls=None, *, fail_on=None, offset=0.0, numbers=NUMBERS, **kwar
         calls.append(run_id(spec))
         if run_id(spec) == fail_on:
             raise RuntimeError("boom")
+        if run_id(spec) in diverge_on:
+            raise DivergenceError(f"the training loss grew from 0.69 to 3.1e+06 at epoch 2 ({run_id(spec)})")
         acc = BASE[spec["row"]] * p.scale + 0.01 * spec["seed"] + offset
         return {"acc": acc, "loss": 1.0 - acc, "curve": [acc, acc / 2]}
 
-    profiles = {"smoke": ToyProfile(seeds=1), "quick": ToyProfile(), "paper": ToyProfile(rows=("a", "b", "c"), seeds=5)}
+    profiles = kwargs.pop("profiles", None) or {"smoke": ToyProfile(seeds=1), "quick": ToyProfile(),
+                                                 "paper": ToyProfile(rows=("a", "b", "c"), seeds=5)}
     return Recipe(name="toy_table", paper=PAPER, table="Toy table 1", profiles=profiles, grid=grid, run=run,
                   paper_numbers=numbers, rows="row", **kwargs)
 
@@ -316,3 +322,172 @@ def test_bad_slurm_variables_are_named(env):
 
     with pytest.raises(ConfigError, match="SLURM_ARRAY_TASK"):
         shard_from_env(env)
+
+
+# -- validation before anything is written ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override, says",
+    [("seeds=0", "seeds must be >= 1, got 0"), ("scale=-1", "scale must be > 0, got -1.0"),
+     ("rows=", "rows must hold at least 1 value"), ("rows=[]", "rows must hold at least 1 value"),
+     ("rows=a,z", "unknown rows ['z']"), ("rows=a,a", "rows holds 'a' more than once")],
+)
+def test_a_bad_value_is_refused_before_anything_is_written(tmp_path, override, says):
+    calls = []
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        run_recipe(make_recipe(calls), profile="quick", out_dir=out, overrides=[override], progress=False)
+    assert calls == [] and not out.exists()
+    toml = tmp_path / "run.toml"
+    key, _, value = override.partition("=")
+    rows = [v for v in value.strip("[]").split(",") if v]
+    toml.write_text(f"{key} = {rows if key == 'rows' else value}\n")
+    with pytest.raises(ConfigError, match=f"run.toml: {re.escape(says)}"):
+        run_recipe(make_recipe(calls), profile="quick", out_dir=out, config=toml, progress=False)
+    assert calls == [] and not out.exists()
+
+
+def test_a_recipe_checks_the_ranges_of_its_profiles():
+    with pytest.raises(ConfigError, match="recipe 'toy_table', profile 'smoke': seeds must be >= 1, got 0"):
+        make_recipe(profiles={"smoke": ToyProfile(seeds=0), "quick": ToyProfile(), "paper": ToyProfile()})
+
+
+@dataclass(frozen=True)
+class LooseProfile:  # no ranges declared: only the runner's empty-grid check stands between it and a 0-run sweep
+    rows: tuple[str, ...] = ("a",)
+    seeds: int = 1
+    scale: float = 1.0
+
+
+def test_an_empty_grid_is_refused_naming_the_values_that_emptied_it(tmp_path):
+    recipe = make_recipe(profiles={"smoke": LooseProfile(), "quick": LooseProfile(), "paper": LooseProfile()})
+    with pytest.raises(ConfigError, match=r"no run.*rows=\(\)"):
+        run_recipe(recipe, profile="quick", out_dir=tmp_path / "a", overrides=["rows="], progress=False)
+    with pytest.raises(ConfigError, match=r"no run.*seeds=0") as err:
+        run_recipe(recipe, profile="quick", out_dir=tmp_path / "b", overrides=["seeds=0"], progress=False)
+    assert "rows" not in str(err.value).split("no run")[1]  # only the value that emptied it is named
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+# -- a folder without finished runs is never locked ---------------------------------------------------------------
+
+
+def test_a_folder_without_finished_runs_takes_other_values(tmp_path, capsys):
+    with pytest.raises(RuntimeError, match="boom"):
+        run_recipe(make_recipe(fail_on="row=a_seed=0"), profile="quick", out_dir=tmp_path, progress=False)
+    assert (tmp_path / "profile.json").exists() and runs_in(tmp_path) == []
+    capsys.readouterr()
+    calls = []
+    report = run_recipe(make_recipe(calls), profile="quick", out_dir=tmp_path, overrides=["scale=2"], progress=False)
+    assert report.complete and calls == GRID
+    assert json.loads((tmp_path / "profile.json").read_text())["values"]["scale"] == 2.0
+    err = capsys.readouterr().err
+    assert "no run had finished" in err and "scale 1.0 vs 2.0" in err
+    # Once a run has finished there, the folder holds that profile only.
+    with pytest.raises(RobustlabError, match="scale 2.0 vs 1.0"):
+        run_recipe(make_recipe(), profile="quick", out_dir=tmp_path, progress=False)
+
+
+def test_an_unreadable_profile_json_without_runs_is_replaced(tmp_path):
+    tmp_path.joinpath("profile.json").write_text("{ half written")
+    report = run_recipe(make_recipe(), profile="smoke", out_dir=tmp_path, progress=False)
+    assert report.complete and json.loads((tmp_path / "profile.json").read_text())["profile"] == "smoke"
+    tmp_path.joinpath("profile.json").write_text("{ half written")
+    with pytest.raises(RobustlabError, match="cannot read the profile file"):
+        run_recipe(make_recipe(), profile="smoke", out_dir=tmp_path, progress=False)
+
+
+# -- diverged runs ------------------------------------------------------------------------------------------------
+
+
+def test_a_diverged_run_is_recorded_as_diverged_and_left_out_of_the_table(tmp_path):
+    calls = []
+    recipe = make_recipe(calls, diverge_on={"row=a_seed=1"})
+    report = run_recipe(recipe, profile="quick", out_dir=tmp_path, progress=False)
+    assert calls == GRID and report.ran == GRID and report.complete
+    assert report.diverged == ["row=a_seed=1"] and report.finished == GRID
+    record = json.loads((tmp_path / "runs" / "row=a_seed=1.json").read_text())
+    assert record["status"] == "diverged" and "metrics" not in record and "extras" not in record
+    assert record["reason"] == "DivergenceError: the training loss grew from 0.69 to 3.1e+06 at epoch 2 (row=a_seed=1)"
+    assert record["spec"] == {"row": "a", "seed": 1} and record["profile"]["name"] == "quick"
+    assert json.loads((tmp_path / "runs" / "row=a_seed=0.json").read_text())["status"] == "ok"
+
+    # The mean of row a is that of its one result; the cell and a note say a run diverged.
+    a = report.table.records[0]
+    assert a["row"] == "a" and a["acc_mean"] == pytest.approx(0.5) and a["runs"] == 1 and a["diverged"] == 1
+    md = (tmp_path / "results.md").read_text()
+    assert "| a | 1 (+1 diverged) | 0.500 | 0.550 |" in md
+    assert "| b | 2 | 0.805 ± 0.007 |" in md
+    assert "Runs: 4 of 4 finished; 1 diverged (left out of the table): row=a_seed=1." in md
+    assert "Diverged, left out of the means: a: 1 of 2 runs (row=a_seed=1: DivergenceError: the training loss " \
+           "grew from 0.69 to 3.1e+06 at epoch 2 (row=a_seed=1))" in md
+    csv_text = (tmp_path / "results.csv").read_text().splitlines()
+    assert csv_text[0].startswith("row,runs,") and csv_text[0].endswith(",diverged")
+
+    # A diverged run is done: running the same command again does not run it again.
+    calls.clear()
+    again = run_recipe(recipe, profile="quick", out_dir=tmp_path, progress=False)
+    assert calls == [] and again.skipped == GRID and again.diverged == ["row=a_seed=1"]
+
+
+def test_a_row_whose_runs_all_diverged_and_a_folder_of_diverged_runs_only(tmp_path):
+    a_runs = {"row=a_seed=0", "row=a_seed=1"}
+    report = run_recipe(make_recipe(diverge_on=a_runs | {"row=b_seed=0"}, fail_on=None), profile="quick",
+                        out_dir=tmp_path / "x", progress=False)
+    assert [rec["row"] for rec in report.table.records] == ["b"]
+    md = (tmp_path / "x" / "results.md").read_text()
+    assert "a: 2 of 2 runs" in md and "b: 1 of 2 runs" in md
+    report = run_recipe(make_recipe(diverge_on=set(GRID)), profile="quick", out_dir=tmp_path / "y", progress=False)
+    assert report.table is None and report.complete and report.diverged == GRID
+    md = (tmp_path / "y" / "results.md").read_text()
+    assert "No result: all 4 finished runs diverged" in md and not (tmp_path / "y" / "results.csv").exists()
+
+
+def test_a_non_finite_loss_is_a_divergence_and_other_errors_still_stop_the_sweep(tmp_path):
+    def run(spec, p):
+        if spec["seed"] == 1:
+            raise NonFiniteLossError("the training loss is nan at epoch 1, step 3")
+        if spec["row"] == "b":
+            raise FloatingPointError("a bug, not a divergence")
+        return {"acc": 0.5}
+
+    recipe = dataclasses.replace(make_recipe(), run=run)
+    with pytest.raises(FloatingPointError, match="a bug"):
+        run_recipe(recipe, profile="quick", out_dir=tmp_path, progress=False)
+    assert runs_in(tmp_path) == ["row=a_seed=0", "row=a_seed=1"]
+    assert json.loads((tmp_path / "runs" / "row=a_seed=1.json").read_text())["reason"].startswith(
+        "NonFiniteLossError: the training loss is nan")
+
+
+def test_merge_keeps_diverged_runs_and_refuses_a_diverged_and_a_finished_copy(tmp_path):
+    recipe = make_recipe(diverge_on={"row=a_seed=1"})
+    run_recipe(recipe, profile="quick", out_dir=tmp_path / "s0", shard=(0, 2), progress=False)
+    run_recipe(recipe, profile="quick", out_dir=tmp_path / "s1", shard=(1, 2), progress=False)
+    merged = merge_results(recipe, tmp_path / "m", [tmp_path / "s0", tmp_path / "s1"])
+    assert merged.complete and merged.diverged == ["row=a_seed=1"]
+    run_recipe(recipe, profile="quick", out_dir=tmp_path / "full", progress=False)
+    for name in ("results.md", "results.csv"):
+        assert (tmp_path / "m" / name).read_text() == (tmp_path / "full" / name).read_text()
+
+    run_recipe(make_recipe(), profile="quick", out_dir=tmp_path / "ok", progress=False)
+    with pytest.raises(RobustlabError, match="conflicting results for run 'row=a_seed=1'.*status"):
+        merge_results(recipe, tmp_path / "m2", [tmp_path / "full", tmp_path / "ok"])
+
+
+def test_a_run_file_that_is_neither_a_result_nor_diverged_is_refused(tmp_path):
+    run_recipe(make_recipe(), profile="smoke", out_dir=tmp_path, progress=False)
+    path = tmp_path / "runs" / "row=a_seed=0.json"
+    record = json.loads(path.read_text())
+    del record["metrics"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(RobustlabError, match="not a run record"):
+        write_results(make_recipe(), tmp_path)
+
+
+def test_a_sweep_logged_to_a_file_writes_one_progress_line_per_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ROBUSTLAB_PROGRESS", raising=False)
+    run_recipe(make_recipe(), profile="quick", out_dir=tmp_path, progress=True)  # stderr captured: not a terminal
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("toy_table [quick]")]
+    assert len(lines) == len(GRID), lines
+    assert lines[-1].startswith(f"toy_table [quick]: run {len(GRID)}/{len(GRID)} (100%)")

@@ -14,6 +14,21 @@ mapping) are checked and converted only where nothing is lost: an int for a floa
 ``"3"`` for an int field is an error there. A typo never passes silently: an unknown key raises
 :class:`~robustlab.common.errors.ConfigError` naming it and listing the valid keys, and a value that does not
 parse names the key, the value and the type expected.
+
+Ranges are declared once, on the field, with :func:`bounded`, and checked by :func:`check_values` whenever
+:func:`apply_overrides` builds an instance (and by classes that call it in ``__post_init__``)::
+
+    @dataclass(frozen=True)
+    class Profile:
+        epochs: int = bounded(10, ge=1)
+        lr: float = bounded(1e-3, gt=0)
+        regimes: tuple[str, ...] = bounded(("erm",), choices=("erm", "trades"), min_len=1, unique=True)
+        device: str = bounded("cpu", device=True)
+
+        def __post_init__(self) -> None:
+            check_values(self)
+
+``apply_overrides(Profile(), ["lr=-1"])`` then raises ``ConfigError: lr must be > 0, got -1.0``.
 """
 
 from __future__ import annotations
@@ -21,16 +36,19 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from robustlab.common.errors import ConfigError
 
-__all__ = ["apply_overrides", "config_keys", "load_toml"]
+__all__ = ["Bounds", "apply_overrides", "bounded", "check_device", "check_values", "config_keys", "load_toml"]
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -54,18 +72,20 @@ def apply_overrides(obj: Any, overrides: Iterable[str] | Mapping[str, Any], *, s
         source: where the overrides come from (a file name), prefixed to error messages.
 
     Returns:
-        A new instance of the same class; ``__post_init__`` validation runs on it.
+        A new instance of the same class; ``__post_init__`` validation runs on it, then :func:`check_values`
+        (the ranges declared with :func:`bounded`, nested dataclasses included).
 
     Raises:
         ConfigError: a key is unknown (the message lists the valid keys), a value does not parse to the field's
-            type (the message names key, value and expected type), an override is not ``key=value``, or the
-            new instance fails its own validation.
+            type (the message names key, value and expected type), an override is not ``key=value``, a value
+            lies outside its declared range (the message names key, value and range), or the new instance fails
+            its own validation.
     """
     if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
         raise TypeError(f"apply_overrides needs a dataclass instance, got {type(obj).__name__}")
     items = _items(overrides, source)
     try:
-        return _apply(obj, items, prefix="")
+        return check_values(_apply(obj, items, prefix=""))
     except ConfigError as e:
         if source:
             raise ConfigError(f"{source}: {e}") from None
@@ -84,6 +104,202 @@ def config_keys(obj: Any) -> list[str]:
     return keys
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a field, declared with :func:`bounded` and checked by :func:`check_values`.
+
+    For a list or tuple, ``ge``/``gt``/``le``/``lt`` and ``choices`` apply to every element, ``min_len`` and
+    ``unique`` to the sequence; for a scalar they apply to the value. None (an optional field left unset) is
+    never checked.
+
+    Attributes:
+        ge, gt, le, lt: the value must be ``>=``, ``>``, ``<=``, ``<`` these (None: no bound). NaN fails every
+            bound.
+        choices: the allowed values (None: any).
+        min_len: the fewest elements a sequence may hold (None: any, the empty one included).
+        unique: a sequence may not hold a value twice.
+        device: the value names a torch device: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (see
+            :func:`check_device`; ``check_values(..., devices=True)`` also checks that this machine has it).
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[Any, ...] | None = None
+    min_len: int | None = None
+    unique: bool = False
+    device: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ge is not None and self.gt is not None:
+            raise TypeError("give ge and gt, not both")
+        if self.le is not None and self.lt is not None:
+            raise TypeError("give le and lt, not both")
+
+    def describe(self) -> str:
+        """The numeric range in words: ``"> 0"``, ``">= 0 and <= 1"``."""
+        parts = [f"{op} {_num(v)}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                 if v is not None]
+        return " and ".join(parts)
+
+    def check(self, name: str, value: Any, *, devices: bool = False) -> None:
+        """Raise :class:`ConfigError` naming ``name``, ``value`` and the range when ``value`` lies outside it."""
+        if value is None:
+            return
+        if isinstance(value, (list, tuple)):
+            if self.min_len is not None and len(value) < self.min_len:
+                raise ConfigError(f"{name} must hold at least {self.min_len} value{'s' * (self.min_len != 1)}, "
+                                  f"got {_show_seq(value)}")
+            if self.unique:
+                seen: list[Any] = []
+                for v in value:
+                    if v in seen:
+                        raise ConfigError(f"{name} holds {v!r} more than once: {_show_seq(value)}")
+                    seen.append(v)
+            if self.choices is not None:
+                bad = [v for v in value if v not in self.choices]
+                if bad:
+                    raise ConfigError(f"unknown {name} {bad!r}; choose from {_choices(self.choices)}")
+            for v in value:
+                if not self._in_range(v):
+                    raise ConfigError(f"every value of {name} must be {self.describe()}, got {_num(v)} in "
+                                      f"{_show_seq(value)}")
+                if self.device and devices:
+                    check_device(v, what=f"every value of {name}")
+                elif self.device:
+                    _device_name(v, f"every value of {name}")
+            return
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{name} must be one of {_choices(self.choices)}, got {value!r}")
+        if not self._in_range(value):
+            raise ConfigError(f"{name} must be {self.describe()}, got {_num(value)}")
+        if self.device:
+            if devices:
+                check_device(value, what=name)
+            else:
+                _device_name(value, name)
+
+    def _in_range(self, v: Any) -> bool:
+        if self.ge is None and self.gt is None and self.le is None and self.lt is None:
+            return True
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        return ((self.ge is None or v >= self.ge) and (self.gt is None or v > self.gt)
+                and (self.le is None or v <= self.le) and (self.lt is None or v < self.lt))
+
+
+def bounded(
+    default: Any = dataclasses.MISSING,
+    *,
+    default_factory: Any = dataclasses.MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: Iterable[Any] | None = None,
+    min_len: int | None = None,
+    unique: bool = False,
+    device: bool = False,
+) -> Any:
+    """A dataclass field with a declared range (a :class:`Bounds` in its metadata under ``"bounds"``).
+
+    ``lr: float = bounded(1e-3, gt=0)`` is ``dataclasses.field(default=1e-3, metadata={"bounds": Bounds(gt=0)})``.
+    :func:`apply_overrides` checks it on every instance it builds; call :func:`check_values` in the class's
+    ``__post_init__`` to check instances built directly too.
+
+    Args:
+        default, default_factory: as for :func:`dataclasses.field` (one of them, or neither for a required field).
+        ge, gt, le, lt, choices, min_len, unique, device: see :class:`Bounds`.
+
+    Raises:
+        TypeError: both ``default`` and ``default_factory``, or both ``ge`` and ``gt`` (``le`` and ``lt``).
+    """
+    if default is not dataclasses.MISSING and default_factory is not dataclasses.MISSING:
+        raise TypeError("bounded takes a default or a default_factory, not both")
+    bounds = Bounds(ge=ge, gt=gt, le=le, lt=lt, choices=None if choices is None else tuple(choices),
+                    min_len=min_len, unique=unique, device=device)
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"bounds": bounds})
+
+
+def check_values(obj: Any, *, devices: bool = False, prefix: str = "") -> Any:
+    """Check every field of the dataclass ``obj`` declared with :func:`bounded`, nested dataclasses included.
+
+    Args:
+        obj: a dataclass instance.
+        devices: also check that this machine has the devices named by ``device=True`` fields
+            (:func:`check_device`); without it only their spelling is checked, so that a profile written for a
+            GPU can be built, read back and merged on a CPU.
+        prefix: put before field names in messages (``"optim."``).
+
+    Returns:
+        ``obj`` itself.
+
+    Raises:
+        ConfigError: a value lies outside its range: the message names the field (dotted for a nested one), the
+            value and the range, e.g. ``"lr must be > 0, got -1.0"``.
+    """
+    for f in _fields(obj):
+        value = getattr(obj, f.name)
+        bounds = f.metadata.get("bounds")
+        if isinstance(bounds, Bounds):
+            bounds.check(prefix + f.name, value, devices=devices)
+        if _is_dataclass_instance(value):
+            check_values(value, devices=devices, prefix=f"{prefix}{f.name}.")
+    return obj
+
+
+_DEVICE = re.compile(r"(cpu|auto|mps|cuda)(?::(\d+))?")
+
+
+def _device_name(device: Any, what: str) -> str:
+    text = str(device).strip() if isinstance(device, str) else ""
+    m = _DEVICE.fullmatch(text)
+    if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise ConfigError(f"{what} must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {device!r}")
+    return text
+
+
+def check_device(device: str, *, what: str = "device") -> str:
+    """``device`` if it names a torch device this machine has: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``.
+
+    ``auto`` (CUDA when available, else the CPU) and ``cpu`` are always available. torch is imported only to
+    check ``cuda`` and ``mps``.
+
+    Args:
+        device: the name, surrounding spaces ignored.
+        what: how messages name the value (``"device"``, ``"'--device'"``).
+
+    Returns:
+        The name without surrounding spaces.
+
+    Raises:
+        ConfigError: an unknown name (the message lists the valid ones), ``cuda`` or ``cuda:N`` without a CUDA
+            device (or ``N`` beyond the last one), ``mps`` without MPS; the message names the value.
+    """
+    text = _device_name(device, what)
+    if text.startswith("cuda"):
+        try:
+            import torch
+        except ModuleNotFoundError:
+            raise ConfigError(f"{what} {text!r}: torch is not installed") from None
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{what} {text!r}: no CUDA device is available on this machine "
+                              "(torch.cuda.is_available() is False); use 'cpu', or 'auto' to take a GPU when there is one")
+        n = torch.cuda.device_count()
+        if ":" in text and int(text.split(":", 1)[1]) >= n:
+            raise ConfigError(f"{what} {text!r}: this machine has {n} CUDA device{'s' * (n != 1)} "
+                              f"(cuda:0 .. cuda:{n - 1})")
+    elif text == "mps":
+        try:
+            import torch
+        except ModuleNotFoundError:
+            raise ConfigError(f"{what} {text!r}: torch is not installed") from None
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"{what} {text!r}: MPS (Apple GPU) is not available on this machine; use 'cpu' or 'auto'")
+    return text
+
+
 def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a TOML run file into overrides: a mapping of keys to values.
 
@@ -92,7 +308,7 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     ``source=str(path)`` so that errors name the file.
 
     Raises:
-        ConfigError: the file is missing or is not valid TOML; the message names the file.
+        ConfigError: the file is missing, unreadable, not UTF-8 or not valid TOML; the message names the file.
     """
     try:
         import tomllib
@@ -103,18 +319,44 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
             raise ConfigError(f"{path}: reading TOML on Python 3.10 needs the 'tomli' package") from None
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark, as some editors write, is let be
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte {raw[e.start]:#04x} on line {line}); TOML files are "
+                          "UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return data
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or inline tables nested too deeply") from None
 
 
 # -- internals ------------------------------------------------------------------------------------------------
+
+
+def _num(v: Any) -> str:
+    """A bound or value as written in messages: ``0``, ``-1.0``, ``nan``, ``'x'``."""
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    return repr(v)
+
+
+def _show_seq(value: Sequence[Any]) -> str:
+    inner = ", ".join(_num(v) for v in value)
+    if isinstance(value, tuple):
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return f"[{inner}]"
+
+
+def _choices(choices: Sequence[Any]) -> str:
+    return ", ".join(repr(c) for c in choices)
 
 
 def _items(overrides: Iterable[str] | Mapping[str, Any], source: str | None) -> list[tuple[str, Any]]:

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustlab.common.config import check_values
+from robustlab.common.errors import ConfigError
+
 __all__ = [
     "REQUIRED_PROFILES",
     "Paper",
@@ -32,8 +35,13 @@ REQUIRED_PROFILES = ("smoke", "quick", "paper")
 (the published protocol, for a GPU)."""
 
 Record = dict[str, Any]
-"""One finished run as stored in ``runs/<run_id>.json``: ``run_id``, ``index``, ``spec``, ``metrics`` (numbers),
-``extras`` (other JSON values the run returned), ``profile``, ``seconds``, ``versions``..."""
+"""One finished run as stored in ``runs/<run_id>.json``: ``run_id``, ``index``, ``spec``, ``status`` (``"ok"``),
+``metrics`` (numbers), ``extras`` (other JSON values the run returned), ``profile``, ``seconds``, ``versions``...
+
+A run that diverged (its ``run`` raised :class:`~robustlab.common.errors.DivergenceError`) is stored with
+``status: "diverged"`` and ``reason`` (the error's type and message) instead of ``metrics`` and ``extras``; the
+runner keeps such records out of ``summarize`` and ``plot`` and notes them under the table. Records written
+before ``status`` existed have none and are results."""
 
 
 @dataclass(frozen=True)
@@ -140,18 +148,23 @@ class Recipe:
         paper: the publication.
         table: which table or figure of the paper this reproduces, in one sentence.
         profiles: ``name -> frozen dataclass of hyperparameters``; must hold ``smoke``, ``quick`` and ``paper``,
-            all of the same class.
+            all of the same class. Declare the range of every numeric and list field with
+            :func:`robustlab.common.config.bounded` (``lr: float = bounded(1e-3, gt=0)``): the recipe checks
+            its profiles with :func:`~robustlab.common.config.check_values` when it is built, and the runner
+            checks the profile a run asks for (``--set`` and run-file values included) before it writes anything.
         grid: ``grid(profile) -> list of run specs``: dicts of plain JSON values (str, int, float, bool, None),
             e.g. ``{"regime": "trades", "seed": 2}``. A run's id is :func:`run_id` of its spec (or its ``"id"``).
         run: ``run(spec, profile) -> metrics``: one run, seeding everything it uses from the spec, so that a run
             gives the same numbers whatever ran before it. Numeric values are metrics (they fill the table);
-            other JSON values (lists, dicts, strings) are kept as extras for the plot.
+            other JSON values (lists, dicts, strings) are kept as extras for the plot. A run whose training
+            diverges lets the engine's :class:`~robustlab.common.errors.DivergenceError` through: the runner
+            records it as diverged (not as a result) and goes on; any other exception stops the sweep.
         paper_numbers: the paper's published numbers for the table's cells, or the statement why there are none.
         rows: the spec key whose values are the table's rows (``"regime"``).
         row_labels: display names of row values (``{"pgd_at": "AT (PGD)"}``); default the values themselves.
         summarize: ``summarize(results, profile) -> Table``; default :func:`mean_std_table` over ``rows`` with
-            the paper's numbers beside ours.
-        plot: ``plot(results, path)`` writes a PNG; default :func:`plot_bars`.
+            the paper's numbers beside ours. ``results`` hold the runs with metrics only (never diverged ones).
+        plot: ``plot(results, path)`` writes a PNG; default :func:`plot_bars`; same ``results``.
         description: a paragraph on the protocol (data, model, deviations from the paper).
     """
 
@@ -180,6 +193,11 @@ class Recipe:
                 raise TypeError(f"recipe {self.name!r}: profile {pname!r} must be a dataclass instance, got {type(p).__name__}")
         if len(kinds) != 1:
             raise TypeError(f"recipe {self.name!r}: all profiles must be of one class, got {sorted(k.__name__ for k in kinds)}")
+        for pname, p in self.profiles.items():
+            try:
+                check_values(p)
+            except ConfigError as e:
+                raise ConfigError(f"recipe {self.name!r}, profile {pname!r}: {e}") from None
         # The defaults are bound to this instance (also after dataclasses.replace of a recipe that used them).
         if self.summarize is None or getattr(self.summarize, "__func__", None) is Recipe._default_summarize:
             object.__setattr__(self, "summarize", self._default_summarize)
@@ -243,14 +261,16 @@ def seed_everything(seed: int) -> None:
 def _metric_columns(results: Sequence[Record]) -> list[str]:
     cols: list[str] = []
     for r in results:
-        cols += [k for k in r["metrics"] if k not in cols]
+        cols += [k for k in r.get("metrics", {}) if k not in cols]
     return cols
 
 
 def _row_groups(results: Sequence[Record], rows: str) -> dict[str, list[Record]]:
+    """Records with metrics grouped by their row, in grid order (diverged runs, without metrics, left out)."""
     groups: dict[str, list[Record]] = {}
     for r in sorted(results, key=lambda r: r.get("index", 0)):
-        groups.setdefault(str(r["spec"].get(rows)), []).append(r)
+        if "metrics" in r:
+            groups.setdefault(str(r["spec"].get(rows)), []).append(r)
     return groups
 
 
@@ -277,7 +297,7 @@ def mean_std_table(
     """Mean ± standard deviation over runs (seeds) per row, with the paper's number beside each of ours.
 
     Args:
-        results: run records (see :data:`Record`).
+        results: run records (see :data:`Record`); records without metrics (diverged runs) are left out.
         rows: the spec key that names a row; rows appear in grid order.
         paper: the paper's numbers. With at least one published value, each metric column ``m`` is followed by
             ``m (paper)``; with none, a single ``paper`` column says ``n/r`` and a note gives the reason.

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustlab.common.config import bounded, check_values
+from robustlab.common.errors import ConfigError
 from robustlab.common.recipes.base import Paper, PaperNumbers, Recipe, Table, mean_std_table, seed_everything
 
 __all__ = ["MoonsProfile", "PROFILES", "RECIPE", "REGIMES"]
@@ -50,36 +52,36 @@ class MoonsProfile:
         eval_eps: L-inf budgets of the PGD evaluation.
         eval_steps: PGD steps of the evaluation (random start, step ``2.5 * eps / steps``).
         seeds: runs per regime, with seeds ``0 .. seeds - 1`` (data draw, initialization, shuffling, attacks).
-        boundary_resolution: side of the grid on which the decision boundary is stored for the plot (0: none).
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        boundary_resolution: side of the grid on which the decision boundary is stored for the plot (0: none,
+            else at least 2: the plot draws its 0.5 contour).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
+
+    Every field declares its range (:func:`robustlab.common.config.bounded`); a value outside it raises
+    :class:`~robustlab.common.errors.ConfigError` naming the field, the value and the range.
     """
 
-    n_train: int = 1000
-    n_test: int = 1000
-    noise: float = 0.1
-    hidden: tuple[int, ...] = (64, 64)
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 3e-3
-    regimes: tuple[str, ...] = tuple(REGIMES)
-    train_eps: float = 0.2
-    train_steps: int = 10
-    noise_std: float = 0.2
-    trades_beta: float = 6.0
-    eval_eps: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
-    eval_steps: int = 20
-    seeds: int = 3
-    boundary_resolution: int = 50
-    device: str = "cpu"
+    n_train: int = bounded(1000, ge=2)
+    n_test: int = bounded(1000, ge=1)
+    noise: float = bounded(0.1, ge=0)
+    hidden: tuple[int, ...] = bounded((64, 64), ge=1)  # () is a linear model
+    epochs: int = bounded(100, ge=1)
+    batch_size: int = bounded(128, ge=1)
+    lr: float = bounded(3e-3, gt=0)
+    regimes: tuple[str, ...] = bounded(tuple(REGIMES), choices=tuple(REGIMES), min_len=1, unique=True)
+    train_eps: float = bounded(0.2, ge=0)
+    train_steps: int = bounded(10, ge=1)
+    noise_std: float = bounded(0.2, ge=0)
+    trades_beta: float = bounded(6.0, ge=0)
+    eval_eps: tuple[float, ...] = bounded((0.05, 0.1, 0.2, 0.3), gt=0, unique=True)  # () measures clean only
+    eval_steps: int = bounded(20, ge=1)
+    seeds: int = bounded(3, ge=1)
+    boundary_resolution: int = bounded(50, ge=0)
+    device: str = bounded("cpu", device=True)
 
     def __post_init__(self) -> None:
-        unknown = [r for r in self.regimes if r not in REGIMES]
-        if unknown:
-            raise ValueError(f"unknown regimes {unknown}; choose from {', '.join(REGIMES)}")
-        if self.seeds < 1 or self.epochs < 1 or self.n_train < 2 or self.n_test < 1:
-            raise ValueError("seeds, epochs, n_test must be >= 1 and n_train >= 2")
-        if any(e <= 0 for e in self.eval_eps):
-            raise ValueError(f"eval_eps must be positive, got {self.eval_eps}")
+        check_values(self)
+        if self.boundary_resolution == 1:
+            raise ConfigError("boundary_resolution must be 0 (no boundary) or >= 2, got 1")
 
 
 PROFILES = {

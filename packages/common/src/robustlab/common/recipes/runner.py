@@ -3,13 +3,16 @@
 Layout of an output folder::
 
     DIR/profile.json        recipe, profile name and every profile value (a folder holds one profile only)
-    DIR/runs/<run_id>.json  one finished run: spec, profile values, metrics, extras, timing, versions
-    DIR/results.md          the table with the paper's numbers beside ours, and what is missing
+    DIR/runs/<run_id>.json  one finished run: spec, profile values, status "ok", metrics, extras, timing,
+                            versions; or a diverged one: status "diverged" and the reason, no metrics
+    DIR/results.md          the table with the paper's numbers beside ours, what diverged and what is missing
     DIR/results.csv         the same numbers, unformatted
     DIR/results.png         the recipe's plot
 
-Each file is written atomically, so a killed sweep leaves only finished runs behind, and running the same command
-again skips them. ``robustlab <domain> reproduce`` calls the same functions as ``robustlab reproduce``.
+The profile (with its ``--set`` and run-file values) is checked in full before anything is written: ranges,
+devices, a grid of at least one run. Each file is written atomically, so a killed sweep leaves only finished runs
+behind, and running the same command again skips them. ``robustlab <domain> reproduce`` calls the same functions
+as ``robustlab reproduce``.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustlab.common.config import apply_overrides, load_toml
-from robustlab.common.errors import ConfigError, RobustlabError
+from robustlab.common.config import apply_overrides, check_values, load_toml
+from robustlab.common.errors import ConfigError, DivergenceError, RobustlabError
 from robustlab.common.io import _json_default, atomic_path, atomic_write_json, atomic_write_text
 from robustlab.common.recipes.base import Recipe, Table, run_id
 from robustlab.common.recipes.registry import get_recipe
@@ -47,12 +50,14 @@ class RecipeReport:
         out_dir: the results folder.
         profile: the profile's name.
         grid_size: runs in the whole grid.
-        finished: ids of the runs whose results are in ``out_dir`` (all shards).
-        ran: ids of the runs computed by this call.
+        finished: ids of the runs finished in ``out_dir`` (all shards), diverged ones included: they are done.
+        ran: ids of the runs computed by this call (diverged ones included).
         skipped: ids of this shard's runs that were already finished and not run again.
         copied: ids of the runs copied in by :func:`merge_results`.
         missing: ids of grid runs without a result in ``out_dir``.
-        table: the summary table, or None while no run has finished.
+        diverged: ids of the finished runs that diverged (recorded with ``status: "diverged"``, left out of the
+            table and the plot; a note under the table lists them).
+        table: the summary table, or None while no run has a result.
         files: the files written (``results.md``, ``results.csv``, ``results.png``).
     """
 
@@ -64,6 +69,7 @@ class RecipeReport:
     skipped: list[str] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
     table: Table | None = None
     files: list[Path] = field(default_factory=list)
 
@@ -86,11 +92,16 @@ class _Run:
 def resolve_profile(
     recipe: Recipe, profile: str, *, overrides: Overrides = (), config: str | os.PathLike | None = None
 ) -> Any:
-    """The profile ``profile`` of ``recipe`` with a TOML run file and then ``overrides`` applied.
+    """The profile ``profile`` of ``recipe`` with a TOML run file and then ``overrides`` applied, checked in full.
+
+    Checked: every value against the range its field declares (:func:`~robustlab.common.config.check_values`),
+    devices against this machine (``device=cuda`` without a GPU is refused), and the grid, which must hold at
+    least one run. :func:`run_recipe` calls it before it writes anything.
 
     Raises:
-        ConfigError: unknown profile (the message lists the recipe's profiles), or a bad key or value in the
-            run file or the overrides (the message names it).
+        ConfigError: unknown profile (the message lists the recipe's profiles), a bad key or value in the run
+            file or the overrides (the message names the field, the value and its range), a device this machine
+            does not have, or an empty grid (the message names the empty or zero values).
     """
     if profile not in recipe.profiles:
         raise ConfigError(
@@ -101,6 +112,9 @@ def resolve_profile(
         p = apply_overrides(p, load_toml(config), source=str(config))
     if overrides:
         p = apply_overrides(p, overrides)
+    check_values(p, devices=True)
+    if not _grid(recipe, p):
+        raise _empty_grid(recipe, profile, p)
     return p
 
 
@@ -120,7 +134,8 @@ def run_recipe(
         recipe: a :class:`Recipe` or a registered recipe's name.
         profile: ``"smoke"``, ``"quick"``, ``"paper"`` or another profile of the recipe.
         out_dir: the results folder (created if needed). It may already hold runs of the same profile (they are
-            skipped: a killed sweep resumes) but not of another one.
+            skipped: a killed sweep resumes) but not of another one. A ``profile.json`` of other values (or an
+            unreadable one) in a folder where no run has finished yet is replaced, and a line on stderr says so.
         shard: ``(i, n)``: run only the runs whose grid index ``% n == i``. Shards may share ``out_dir`` or use
             their own folders, merged afterwards with :func:`merge_results`.
         overrides: ``key=value`` strings (or a mapping) changing profile values.
@@ -131,27 +146,30 @@ def run_recipe(
         A :class:`RecipeReport`.
 
     Raises:
-        ConfigError: unknown profile, bad override, or a bad shard.
-        RobustlabError: ``out_dir`` holds results of another profile (or other profile values), or a stored run
-            file is unreadable or does not match the grid.
+        ConfigError: unknown profile, bad override, a value out of its range, a device this machine does not
+            have, an empty grid, or a bad shard; all are found (by :func:`resolve_profile`) before anything is
+            written, so a bad value never leaves a ``profile.json`` behind.
+        RobustlabError: ``out_dir`` holds finished runs of another profile (or other profile values), or a stored
+            run file is unreadable or does not match the grid.
 
-    A run that raises stops the sweep: the runs finished before it stay on disk, and running the same call again
-    continues from there.
+    A run that raises :class:`~robustlab.common.errors.DivergenceError` (the engine's verdict on a loss that grew
+    by orders of magnitude or weights no longer finite) is written as a diverged run, ``status: "diverged"`` with
+    the reason and no metrics, and the sweep goes on; such a run counts as done (delete its file to run it
+    again), is left out of the table's means and is listed under the table. Any other exception stops the sweep:
+    the runs finished before it stay on disk, and running the same call again continues from there.
     """
-    from tqdm.auto import tqdm
+    from robustlab.common.progress import progress as progress_display
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     i, n = _check_shard(shard)
-    p = resolve_profile(recipe, profile, overrides=overrides, config=config)
+    p = resolve_profile(recipe, profile, overrides=overrides, config=config)  # everything checked: nothing written yet
     out = Path(out_dir)
     asked = _profile_record(recipe, profile, p)
-    stored = _read_profile(out)
-    if stored is not None:
-        _check_same_profile(out, stored, asked)
     grid = _grid(recipe, p)
+    write_profile = _claim_folder(out, asked)
     existing = _load_runs(out, asked)
     _check_runs_fit_grid(out, existing, grid)
-    if stored is None:
+    if write_profile:
         atomic_write_json(out / "profile.json", asked)
 
     todo = [r for r in grid if r.index % n == i]
@@ -159,8 +177,10 @@ def run_recipe(
     pending = [r for r in todo if r.id not in existing]
     ran: list[str] = []
     shard_text = f" shard {i}/{n}" if n > 1 else ""
-    bar = tqdm(total=len(todo), initial=len(skipped), unit="run", desc=f"{recipe.name} [{profile}{shard_text}]",
-               disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    # in a log: a line after every run (a run takes seconds to hours)
+    bar = progress_display(total=len(todo), initial=len(skipped), unit="run", enabled=progress,
+                           desc=f"{recipe.name} [{profile}{shard_text}]", dynamic_ncols=True, file=sys.stderr,
+                           points=[k / len(todo) for k in range(1, len(todo) + 1)] if todo else ())
     try:
         for r in pending:
             bar.set_postfix_str(r.id, refresh=True)
@@ -169,10 +189,15 @@ def run_recipe(
             except Exception:
                 bar.write(
                     f"{recipe.name}: run {r.id} (grid index {r.index}) failed; the {len(existing) + len(ran)} "
-                    f"finished runs are kept in {out / 'runs'}; run the same command again to resume"
+                    f"finished runs are kept in {out / 'runs'}; run the same command again to resume",
+                    file=sys.stderr,
                 )
                 raise
-            atomic_write_json(out / "runs" / f"{r.id}.json", record)
+            path = out / "runs" / f"{r.id}.json"
+            atomic_write_json(path, record)
+            if _is_diverged(record):
+                bar.write(f"{recipe.name}: run {r.id} diverged ({record['reason']}); recorded as diverged in {path} "
+                          "and left out of the table (delete that file to run it again)", file=sys.stderr)
             ran.append(r.id)
             bar.update(1)
     finally:
@@ -216,14 +241,12 @@ def merge_results(
                 "only results of one profile can be merged"
             )
     assert ref is not None
-    target = _read_profile(out)
-    if target is not None:
-        _check_same_profile(out, target, ref)
     p = _profile_from_record(recipe, ref)
     grid = _grid(recipe, p)
+    write_profile = _claim_folder(out, ref)
     existing = _load_runs(out, ref)
     _check_runs_fit_grid(out, existing, grid)
-    if target is None:
+    if write_profile:
         atomic_write_json(out / "profile.json", ref)
     copied: list[str] = []
     for d in map(Path, shard_dirs):
@@ -249,7 +272,12 @@ def merge_results(
 
 
 def write_results(recipe: Recipe | str, out_dir: str | os.PathLike) -> RecipeReport:
-    """(Re)write ``results.md``, ``results.csv`` and ``results.png`` from the runs in ``out_dir``."""
+    """(Re)write ``results.md``, ``results.csv`` and ``results.png`` from the runs in ``out_dir``.
+
+    The table and the plot show the runs with results; diverged runs are counted in the ``runs`` cell of their
+    row (``1 (+1 diverged)``), in a ``diverged`` column of ``results.csv`` and in a note naming each with its
+    reason.
+    """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     out = Path(out_dir)
     stored = _read_profile(out)
@@ -259,20 +287,26 @@ def write_results(recipe: Recipe | str, out_dir: str | os.PathLike) -> RecipeRep
     grid = _grid(recipe, p)
     runs = _load_runs(out, stored)
     in_grid = {r.id for r in grid}
-    results = [runs[r.id][1] for r in grid if r.id in runs]
+    records = [runs[r.id][1] for r in grid if r.id in runs]
+    results = [rec for rec in records if not _is_diverged(rec)]
+    diverged = [rec for rec in records if _is_diverged(rec)]
     stray = sorted(rid for rid in runs if rid not in in_grid)
     missing = [r.id for r in grid if r.id not in runs]
     report = RecipeReport(out_dir=out, profile=stored["profile"], grid_size=len(grid),
-                          finished=[r["run_id"] for r in results], missing=missing)
+                          finished=[rec["run_id"] for rec in records], missing=missing,
+                          diverged=[rec["run_id"] for rec in diverged])
 
     lines = [f"# {recipe.name}", "", recipe.table, "", f"Paper: {recipe.paper.citation()}", ""]
     values = ", ".join(f"{k}={_show(v)}" for k, v in _jsonable(dataclasses.asdict(p)).items())  # field order
     lines += [f"Profile `{stored['profile']}`: {values}", ""]
-    lines.append(f"Runs: {len(results)} of {len(grid)} finished.")
+    if diverged:
+        lines.append(f"Runs: {len(records)} of {len(grid)} finished; {len(diverged)} diverged (left out of the "
+                     f"table): {_first(report.diverged)}.")
+    else:
+        lines.append(f"Runs: {len(records)} of {len(grid)} finished.")
     if missing:
-        shown = ", ".join(missing[:12]) + (f", … ({len(missing) - 12} more)" if len(missing) > 12 else "")
         lines.append(
-            f"**Incomplete: {len(missing)} of {len(grid)} runs are missing** ({shown}); run the missing shards "
+            f"**Incomplete: {len(missing)} of {len(grid)} runs are missing** ({_first(missing)}); run the missing shards "
             "with the same command, or `robustlab merge` their folders into this one."
         )
     if stray:
@@ -280,12 +314,16 @@ def write_results(recipe: Recipe | str, out_dir: str | os.PathLike) -> RecipeRep
     lines.append("")
     if results:
         table = recipe.summarize(results, p)
+        if diverged:
+            table = _mark_diverged(table, recipe.rows, grid, diverged)
         report.table = table
         lines.append(table.to_markdown().rstrip("\n"))
         atomic_write_text(out / "results.csv", table.to_csv())
         report.files.append(out / "results.csv")
         _plot(recipe, results, out / "results.png")
         report.files.append(out / "results.png")
+    elif diverged:
+        lines.append(f"No result: all {len(records)} finished runs diverged. {_diverged_note(recipe.rows, grid, diverged)}")
     else:
         lines.append("No run has finished yet.")
     if recipe.description:
@@ -335,6 +373,19 @@ def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
     if n < 1 or not 0 <= i < n:
         raise ConfigError(f"shard {i}/{n} is invalid: need n >= 1 and 0 <= i < n")
     return i, n
+
+
+def _first(ids: Sequence[str], n: int = 12) -> str:
+    return ", ".join(ids[:n]) + (f", … ({len(ids) - n} more)" if len(ids) > n else "")
+
+
+def _empty_grid(recipe: Recipe, name: str, profile: Any) -> ConfigError:
+    values = _jsonable(dataclasses.asdict(profile))
+    suspects = [f"{k}={_show(v)}" for k, v in values.items()
+                if v in ([], {}, "") or (isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0)]
+    why = (f"the empty or zero values that may cause it: {', '.join(suspects)}" if suspects
+           else f"its values: {', '.join(f'{k}={_show(v)}' for k, v in values.items())}")
+    return ConfigError(f"recipe {recipe.name!r} with profile {name!r} has no run to do (an empty grid); {why}")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -389,6 +440,37 @@ def _profile_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "no difference"
 
 
+def _has_run_files(out: Path) -> bool:
+    folder = out / "runs"
+    return folder.is_dir() and any(folder.glob("*.json"))
+
+
+def _claim_folder(out: Path, asked: Mapping[str, Any]) -> bool:
+    """Whether ``out/profile.json`` is to be (re)written for the profile ``asked``.
+
+    A folder without ``profile.json`` is claimed. One whose ``profile.json`` holds other values (or cannot be
+    read) is claimed only while no run has finished there (nothing would be lost; a line on stderr says so);
+    with finished runs it is refused (RobustlabError naming the differing values).
+    """
+    has_runs = _has_run_files(out)
+    try:
+        stored = _read_profile(out)
+    except RobustlabError as e:
+        if has_runs:
+            raise
+        print(f"{e}; no run has finished in {out}: replacing it", file=sys.stderr)
+        return True
+    if stored is None:
+        return True
+    if dict(stored) == dict(asked):
+        return False
+    if has_runs:
+        _check_same_profile(out, stored, asked)
+    print(f"{out / 'profile.json'} holds other values, but no run had finished there (stored vs asked: "
+          f"{_profile_diff(stored, asked)}): replacing it with the values asked", file=sys.stderr)
+    return True
+
+
 def _check_same_profile(out: Path, stored: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
     if dict(stored) == dict(asked):
         return
@@ -428,8 +510,13 @@ def _load_runs(out: Path, profile: Mapping[str, Any]) -> dict[str, tuple[Path, d
     folder = out / "runs"
     if not folder.is_dir():
         return runs
+    hint = "; delete it to run that run again"
     for path in sorted(folder.glob("*.json")):
-        record = _read_record(path, ("run_id", "spec", "metrics"), "run", "; delete it to run that run again")
+        record = _read_record(path, ("run_id", "spec"), "run", hint)
+        status = record.get("status", "ok")
+        if not (status == "diverged" or (status == "ok" and isinstance(record.get("metrics"), dict))):
+            raise RobustlabError(f"{path} is not a run record (needs 'metrics', or 'status': 'diverged'; its "
+                                 f"status: {status!r}){hint}")
         stored = record.get("profile", {})
         if stored.get("name") != profile["profile"] or stored.get("values") != profile["values"]:
             raise RobustlabError(
@@ -456,7 +543,27 @@ def _execute(recipe: Recipe, r: _Run, profile: Any, asked: Mapping[str, Any], sh
              grid_size: int) -> dict[str, Any]:
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
-    result = recipe.run(dict(r.spec), profile)
+    head = {
+        "recipe": recipe.name,
+        "run_id": r.id,
+        "index": r.index,
+        "grid_size": grid_size,
+        "shard": f"{shard[0]}/{shard[1]}",
+        "spec": r.spec,
+        "profile": {"name": asked["profile"], "values": asked["values"]},
+    }
+    try:
+        result = recipe.run(dict(r.spec), profile)
+    except DivergenceError as e:
+        return {
+            **head,
+            "status": "diverged",
+            "reason": f"{type(e).__name__}: {e}",
+            "seconds": round(time.perf_counter() - t0, 4),
+            "started": started.isoformat(timespec="seconds"),
+            "versions": _versions(),
+            "platform": _platform(),
+        }
     seconds = time.perf_counter() - t0
     if not isinstance(result, Mapping):
         raise TypeError(f"recipe {recipe.name!r}: run() must return a dict of metrics, got {type(result).__name__}")
@@ -474,13 +581,8 @@ def _execute(recipe: Recipe, r: _Run, profile: Any, asked: Mapping[str, Any], sh
     except TypeError as e:
         raise TypeError(f"recipe {recipe.name!r}: run {r.id!r} returned a value that is not JSON: {e}") from None
     return {
-        "recipe": recipe.name,
-        "run_id": r.id,
-        "index": r.index,
-        "grid_size": grid_size,
-        "shard": f"{shard[0]}/{shard[1]}",
-        "spec": r.spec,
-        "profile": {"name": asked["profile"], "values": asked["values"]},
+        **head,
+        "status": "ok",
         "metrics": metrics,
         "extras": extras,
         "seconds": round(seconds, 4),
@@ -521,8 +623,56 @@ def _platform() -> dict[str, Any]:
     return info
 
 
+def _is_diverged(record: Mapping[str, Any]) -> bool:
+    return record.get("status") == "diverged"
+
+
+def _diverged_note(rows: str, grid: list[_Run], diverged: Sequence[Mapping[str, Any]]) -> str:
+    """``Diverged, left out of the means: a: 1 of 2 runs (row=a_seed=1: reason); ...``, per row of the table."""
+    by_row: dict[str, list[Mapping[str, Any]]] = {}
+    for rec in diverged:
+        by_row.setdefault(str(rec["spec"].get(rows)), []).append(rec)
+    total: dict[str, int] = {}
+    for r in grid:
+        key = str(r.spec.get(rows))
+        total[key] = total.get(key, 0) + 1
+    parts = []
+    for key, recs in by_row.items():
+        runs = ", ".join(f"{rec['run_id']}: {_short(rec.get('reason', ''))}" for rec in recs)
+        parts.append(f"{key}: {len(recs)} of {total.get(key, len(recs))} runs ({runs})")
+    return ("Diverged, left out of the means: " + "; ".join(parts)
+            + ". A diverged run is done; delete its file under runs/ to run it again.")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    line = str(text).strip().splitlines()[0] if str(text).strip() else "no reason given"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _mark_diverged(table: Table, rows: str, grid: list[_Run], diverged: Sequence[Mapping[str, Any]]) -> Table:
+    """``table`` with its diverged runs counted: ``1 (+1 diverged)`` in a ``runs`` column, a ``diverged``
+    column in the CSV records (rows found by their ``rows`` key), and the note listing them."""
+    counts: dict[str, int] = {}
+    for rec in diverged:
+        key = str(rec["spec"].get(rows))
+        counts[key] = counts.get(key, 0) + 1
+    cells = [list(row) for row in table.rows]
+    records = [dict(rec) for rec in table.records]
+    col = table.header.index("runs") if "runs" in table.header else None
+    if len(cells) == len(records) and any(rows in rec for rec in records):
+        for row, rec in zip(cells, records):
+            k = counts.get(str(rec.get(rows)), 0)
+            rec["diverged"] = k
+            if k and col is not None and col < len(row):
+                row[col] = f"{row[col]} (+{k} diverged)"
+    return Table(header=list(table.header), rows=cells, records=records,
+                 notes=[*table.notes, _diverged_note(rows, grid, diverged)])
+
+
 def _result_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     keys = [k for k in ("spec", "metrics", "extras", "profile") if a.get(k) != b.get(k)]
+    if a.get("status", "ok") != b.get("status", "ok"):
+        keys.insert(0, f"status ({a.get('status', 'ok')} vs {b.get('status', 'ok')})")
     if "metrics" in keys:
         ma, mb = a.get("metrics", {}), b.get("metrics", {})
         changed = [m for m in sorted(set(ma) | set(mb)) if not _same_number(ma.get(m), mb.get(m))]

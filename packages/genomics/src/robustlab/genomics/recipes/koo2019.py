@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from robustlab.common.config import bounded, check_values
 from robustlab.common.recipes.base import Paper, PaperNumbers, Recipe, Table, mean_std_table
 
 __all__ = ["Koo2019Profile", "PROFILES", "RECIPE", "METRICS"]
@@ -24,6 +25,8 @@ __all__ = ["Koo2019Profile", "PROFILES", "RECIPE", "METRICS"]
 ARCH_LABELS = {"localnet": "LocalNet (shallow)", "distnet": "DistNet (deep)"}
 VARIANT_LABELS = {"standard": "standard", "regularized": "regularized", "noise": "Gaussian noise",
                   "adversarial": "adversarial"}
+"""The training variants of :data:`robustlab.genomics.training.VARIANTS` (the same keys, in order) and their
+display names; listed here so that building a profile does not import torch."""
 METRICS = ("auroc", "aupr", "saliency_auroc", "saliency_aupr", "smoothgrad_auroc", "smoothgrad_aupr", "filter_match")
 """Table columns: test classification AUROC/AUPR, interpretability AUROC/AUPR per attribution method, and the
 fraction of first-layer filters that match a core motif."""
@@ -49,43 +52,38 @@ class Koo2019Profile:
         n_interpret: most positive test sequences whose maps are scored (0: all).
         smoothgrad_samples, smoothgrad_std: SmoothGrad's noisy copies and noise (one-hot units).
         seeds: runs per cell, seeds ``0 .. seeds - 1`` (initialization, shuffling, noise, attacks).
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
+
+    Every field declares its range (:func:`robustlab.common.config.bounded`); a value outside it raises
+    :class:`~robustlab.common.errors.ConfigError` naming the field, the value and the range.
     """
 
-    n_small: int = 10000
-    n_large: int = 30000
-    datasets: tuple[str, ...] = ("small", "large")
-    archs: tuple[str, ...] = ("localnet", "distnet")
-    variants: tuple[str, ...] = ("standard", "regularized", "noise", "adversarial")
-    length: int = 200
-    data_seed: int = 0
-    split_seed: int = 2019
-    epochs: int = 100
-    epochs_large: int | None = None
-    batch_size: int = 100
-    lr: float = 3e-4
-    patience: int | None = None
-    noise_std: float = 0.1
-    adv_eps: float = 0.2
-    adv_steps: int = 20
-    adv_warmup: float = 0.2
-    n_interpret: int = 0
-    smoothgrad_samples: int = 50
-    smoothgrad_std: float = 0.15
-    seeds: int = 5
-    device: str = "cpu"
+    n_small: int = bounded(10000, ge=20)  # 20 sequences leave 4 test ones after the 70/10/20 split
+    n_large: int = bounded(30000, ge=20)
+    datasets: tuple[str, ...] = bounded(("small", "large"), choices=("small", "large"), min_len=1, unique=True)
+    archs: tuple[str, ...] = bounded(("localnet", "distnet"), choices=tuple(ARCH_LABELS), min_len=1, unique=True)
+    variants: tuple[str, ...] = bounded(tuple(VARIANT_LABELS), choices=tuple(VARIANT_LABELS), min_len=1,
+                                        unique=True)
+    length: int = bounded(200, ge=200)  # the shortest input LocalNet and DistNet accept
+    data_seed: int = bounded(0, ge=0)
+    split_seed: int = bounded(2019, ge=0)
+    epochs: int = bounded(100, ge=1)
+    epochs_large: int | None = bounded(None, ge=1)
+    batch_size: int = bounded(100, ge=1)
+    lr: float = bounded(3e-4, gt=0)
+    patience: int | None = bounded(None, ge=1)
+    noise_std: float = bounded(0.1, ge=0)
+    adv_eps: float = bounded(0.2, ge=0)
+    adv_steps: int = bounded(20, ge=1)
+    adv_warmup: float = bounded(0.2, ge=0, lt=1)  # a fraction of the epochs
+    n_interpret: int = bounded(0, ge=0)  # 0: all positives
+    smoothgrad_samples: int = bounded(50, ge=1)
+    smoothgrad_std: float = bounded(0.15, ge=0)
+    seeds: int = bounded(5, ge=1)
+    device: str = bounded("cpu", device=True)
 
     def __post_init__(self) -> None:
-        from robustlab.genomics.training import VARIANTS
-
-        bad = ([d for d in self.datasets if d not in ("small", "large")]
-               + [a for a in self.archs if a not in ARCH_LABELS] + [v for v in self.variants if v not in VARIANTS])
-        if bad:
-            raise ValueError(f"unknown datasets, archs or variants {bad}")
-        if min(self.n_small, self.n_large) < 20 or self.seeds < 1 or min(self.epochs, self.epochs_for("large")) < 1:
-            raise ValueError("n_small and n_large must be >= 20, seeds, epochs and epochs_large >= 1")
-        if not 0.0 <= self.adv_warmup < 1.0:
-            raise ValueError(f"adv_warmup is a fraction of the epochs in [0, 1), got {self.adv_warmup}")
+        check_values(self)
 
     def epochs_for(self, dataset: str) -> int:
         """Training epochs on ``dataset`` (``"small"`` or ``"large"``)."""
