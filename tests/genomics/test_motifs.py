@@ -1,6 +1,7 @@
 """robustlab.genomics.data.motifs: the Motif record, JASPAR/MEME readers, pyjaspar releases, fetch_jaspar."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,24 +28,7 @@ G [ 0 0 ]
 T [ 0 0 ]
 """
 
-MEME_TEXT = """MEME version 4
-
-ALPHABET= ACGT
-
-strands: + -
-
-Background letter frequencies
-A 0.25 C 0.25 G 0.25 T 0.25
-
-MOTIF MA9999.1 Toy
-letter-probability matrix: alength= 4 w= 2 nsites= 10 E= 0
-  1.000000  0.000000  0.000000  0.000000
-  0.000000  1.000000  0.000000  0.000000
-
-MOTIF noname
-letter-probability matrix: alength= 4 w= 1 nsites= 4 E= 0
-  0.250000  0.250000  0.250000  0.250000
-"""
+MEME_TEXT = (Path(__file__).parent / "data" / "toy.meme").read_text()  # also fuzzed in test_fuzz_readers.py
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +178,53 @@ def test_fetch_jaspar_offline_with_file_url(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "jaspar" / "JASPAR2018_CORE_vertebrates_non-redundant_pfms_jaspar.txt").exists()
     with pytest.raises(DataError, match="no download address is known for JASPAR 2010"):
         fetch_jaspar(2010)
+
+
+HTML_PAGE = "<!DOCTYPE html>\n<html><head><title>JASPAR - maintenance</title></head><body>Back soon</body></html>\n"
+CACHED_2016 = ("jaspar", "JASPAR2016_CORE_vertebrates_non-redundant_pfms_jaspar.txt")
+
+
+def test_fetch_jaspar_refuses_an_html_page_and_caches_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path / "cache"))
+    page = tmp_path / "mirror" / "pfm_vertebrates.txt"  # a mirror that answers with an error page
+    page.parent.mkdir()
+    page.write_text(HTML_PAGE)
+    url = page.resolve().as_uri()
+    cached = tmp_path.joinpath("cache", *CACHED_2016)
+    with pytest.raises(DownloadError) as info:
+        fetch_jaspar(2016, url=url)
+    assert url in str(info.value) and str(cached) in str(info.value)
+    assert not cached.exists()
+    assert not cached.parent.exists() or list(cached.parent.iterdir()) == []
+
+
+def test_fetch_jaspar_refuses_a_truncated_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path / "cache"))
+    cut = tmp_path / "cut.txt"
+    cut.write_text(JASPAR_TEXT[:60])  # the first motif's header and two of its four rows
+    with pytest.raises(DownloadError, match="JASPAR") as info:
+        fetch_jaspar(2016, url=cut.resolve().as_uri())
+    assert cut.resolve().as_uri() in str(info.value)
+    assert not tmp_path.joinpath("cache", *CACHED_2016).exists()
+
+
+def test_fetch_jaspar_replaces_a_poisoned_cache(tmp_path, monkeypatch):
+    from robustlab.common.data.paths import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "cache"))
+    cached = tmp_path.joinpath("cache", *CACHED_2016)
+    cached.parent.mkdir(parents=True)
+    cached.write_text(HTML_PAGE)  # cached by an earlier version from a mirror's error page
+    source = tmp_path / "mirror" / "pfm.txt"
+    source.parent.mkdir()
+    source.write_text(JASPAR_TEXT)
+    with pytest.warns(RuntimeWarning) as record:
+        motifs = fetch_jaspar(2016, url=source.resolve().as_uri())
+    assert [m.name for m in motifs] == ["AGL3", "Toy"]
+    assert cached.read_text() == JASPAR_TEXT
+    aside = [p for p in cached.parent.iterdir() if p != cached]
+    assert len(aside) == 1 and aside[0].read_text() == HTML_PAGE
+    assert str(cached) in str(record[0].message) and str(aside[0]) in str(record[0].message)
 
 
 @pytest.mark.realdata
