@@ -1,4 +1,5 @@
-"""Every regime carries a citation and a runnable ``Examples::`` block, and the examples run."""
+"""Every regime carries a citation and a runnable ``Examples::`` block, and the examples (of the regimes and
+the documented helper modules) run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from robustlab.common import regimes
 
 MODULES = sorted({inspect.getmodule(getattr(regimes, name)).__name__ for name in regimes.__all__}
-                 | {"robustlab.common.training", "robustlab.common.tasks"})
+                 | {"robustlab.common.training", "robustlab.common.tasks", "robustlab.common.modelfile",
+                    "robustlab.common.progress", "robustlab.common.testing.fuzz"})
 
 
 @pytest.mark.parametrize("name", regimes.__all__)

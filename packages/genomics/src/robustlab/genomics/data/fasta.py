@@ -1,17 +1,20 @@
 """Real sequences as one-hot data sets: a FASTA file plus a label table, or BED intervals on a genome FASTA.
 
-Both readers check what usually goes wrong with such inputs and say which record is at fault: ids present in one
-file but not the other, duplicated ids, sequences of different lengths without ``pad_to``, characters outside the
-one-hot policy (:func:`robustlab.genomics.data.onehot.one_hot`), intervals outside their chromosome. Files ending
-in ``.gz`` are decompressed on the fly.
+Both readers check what usually goes wrong with such inputs and say which file and record are at fault: ids
+present in one file but not the other, duplicated ids, records without a sequence, sequences of different lengths
+without ``pad_to``, characters outside the one-hot policy (:func:`robustlab.genomics.data.onehot.one_hot`),
+intervals outside their chromosome, an HTML page or a binary file in place of the data. Files ending in ``.gz``
+are decompressed on the fly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,13 +84,14 @@ def read_fasta_dataset(
         A :class:`SequenceDataset`.
 
     Raises:
-        DataError: duplicated ids (named), ids in the table but not in the FASTA file or the other way round
-            (named, saying which), ragged lengths without ``pad_to`` (the first record whose length differs and
-            both lengths), an invalid character (record id, position, character), a missing or non-numeric
-            label column.
+        DataError: the file is not FASTA text (an HTML page, a binary or non-UTF-8 file, text before the first
+            ``>`` header), a record without an id or a sequence, duplicated ids (named), ids in the table but not
+            in the FASTA file or the other way round (named, saying which), ragged lengths without ``pad_to``
+            (the first record whose length differs and both lengths), an invalid character (record id, position,
+            character), a missing or non-numeric label column. The message names the file.
     """
     fasta = Path(fasta)
-    ids, seqs = _read_fasta(fasta)
+    ids, seqs = _read_fasta(fasta, "FASTA file")
     _check_unique(ids, f"FASTA file {fasta}")
     if labels is None:
         if label_columns:
@@ -95,7 +99,8 @@ def read_fasta_dataset(
         y, names = np.zeros((len(ids), 0), dtype=np.float32), ()
     else:
         y, names = _labels_for(ids, Path(labels), id_column, label_columns, f"FASTA file {fasta}")
-    return SequenceDataset(_encode(seqs, ids, fasta, pad_to, ambiguity), y, tuple(ids), names)
+    return SequenceDataset(_encode(seqs, ids, str(fasta), pad_to, ambiguity, "read_fasta_dataset"), y, tuple(ids),
+                           names)
 
 
 def read_bed_dataset(
@@ -156,7 +161,8 @@ def read_bed_dataset(
         y, names = _labels_for(ids, Path(labels), id_column, label_columns, f"BED file {bed}")
     else:
         y, names = _bed_labels(bed, rows, label_columns)
-    return SequenceDataset(_encode(seqs, ids, bed, pad_to, ambiguity), y, tuple(ids), names)
+    where = f"{bed} (sequences cut from genome FASTA {genome_fasta})"
+    return SequenceDataset(_encode(seqs, ids, where, pad_to, ambiguity, "read_bed_dataset"), y, tuple(ids), names)
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -170,18 +176,61 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")  # -sig: tables saved by spreadsheets start with a BOM
 
 
-def _read_fasta(path: Path) -> tuple[list[str], list[str]]:
-    from Bio import SeqIO
-
+@contextlib.contextmanager
+def _decoding(path: Path, what: str):
+    """Bytes that are not UTF-8 text or not a gzip stream become a DataError naming the file."""
     try:
+        yield
+    except UnicodeDecodeError as e:
+        raise DataError(f"{what} {path} cannot be read: it is not UTF-8 text ({e.reason}: "
+                        f"{e.object[e.start:e.start + 1]!r})") from None
+    except (OSError, EOFError, zlib.error) as e:  # a bad gzip stream: BadGzipFile, EOFError, zlib.error
+        raise DataError(f"{what} {path} cannot be read: {type(e).__name__}: {e}") from None
+
+
+def _first_header(lines, path: Path, what: str) -> None:
+    """Check that the first non-blank line of ``lines`` is a ``>`` header (Biopython would skip anything before it).
+
+    Raises DataError for an empty file, an HTML page, or text before the first header.
+    """
+    for lineno, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        if line.startswith(">"):
+            return
+        if text.startswith("<"):
+            raise DataError(f"{what} {path} is an HTML or XML page, not sequences (a failed download?): "
+                            f"{text[:60]!r}")
+        raise DataError(f"{what} {path}, line {lineno}: {text[:60]!r} comes before the first '>' header (each "
+                        "record starts with a '>id' line); the file is not FASTA or lost its first header")
+    raise DataError(f"{what} {path} holds no records (no line starts with '>')")
+
+
+def _read_fasta(path: Path, what: str, *, allow_empty: bool = False) -> tuple[list[str], list[str]]:
+    """Ids (first word of each ``>`` line) and sequences of a FASTA file, read with Biopython's parser.
+
+    ``allow_empty`` lets records without a sequence through.
+    """
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+    with _decoding(path, what):
         with _open_text(path) as handle:
-            records = [(r.id, str(r.seq)) for r in SeqIO.parse(handle, "fasta")]
-    except DataError:
-        raise
-    except Exception as e:  # a binary file, a bad gzip stream, Biopython's ValueError on text before '>'
-        raise DataError(f"FASTA file {path} cannot be read: {type(e).__name__}: {e}") from e
+            _first_header(handle, path, what)
+        with _open_text(path) as handle:  # streamed: a genome is not held twice
+            records = [(title.split(None, 1)[0] if title.strip() else "", seq.replace("\t", ""))  # as SeqIO.parse
+                       for title, seq in SimpleFastaParser(handle)]
     if not records:
-        raise DataError(f"FASTA file {path} holds no records (no line starts with '>')")
+        raise DataError(f"{what} {path} holds no records (no line starts with '>')")
+    nameless = [n for n, (i, _) in enumerate(records) if not i]
+    if nameless:
+        raise DataError(f"{what} {path}: record {nameless[0]} (0-based) has a '>' header without an id")
+    empty = [i for i, seq in records if not seq]
+    if empty and not allow_empty:
+        one = len(empty) == 1
+        raise DataError(f"{what} {path}: record{'' if one else 's'} {_list(empty)} {'has an' if one else 'have'} "
+                        f"empty sequence{'' if one else 's'} (a '>' header with no sequence lines after it: a "
+                        "truncated file?)")
     return [r[0] for r in records], [r[1] for r in records]
 
 
@@ -201,11 +250,22 @@ def _list(items: Sequence[str]) -> str:
     return shown + (f" and {len(items) - _SHOW} more" if len(items) > _SHOW else "")
 
 
-def _encode(seqs: list[str], ids: list[str], path: Path, pad_to: int | None, ambiguity: str) -> np.ndarray:
+def _encode(seqs: list[str], ids: list[str], where: str, pad_to: int | None, ambiguity: str, api: str) -> np.ndarray:
+    if pad_to is None and seqs:
+        j = next((j for j, seq in enumerate(seqs) if len(seq) != len(seqs[0])), None)
+        if j is not None:  # one_hot's own hint names its pad_to; say how readers of this file can fix it
+            cli = ("On the command line (robustlab genomics attribute --fasta), which has no padding option, the "
+                   "sequences must share one length; in Python" if api == "read_fasta_dataset" else
+                   "The intervals must share one length, or in Python")
+            raise DataError(
+                f"{where}: sequences differ in length: record {ids[j]!r} (index {j}) has length {len(seqs[j])} but "
+                f"record {ids[0]!r} (index 0) has length {len(seqs[0])}. {cli}, {api}(..., pad_to=L) pads "
+                "shorter ones to length L with zero columns"
+            )
     try:
         return one_hot(seqs, ambiguity=ambiguity, pad_to=pad_to, ids=ids)
     except DataError as e:
-        raise DataError(f"{path}: {e}") from None
+        raise DataError(f"{where}: {e}") from None
 
 
 def _read_table(path: Path, id_column: str) -> tuple[list[str], list[dict[str, str]], list[str], int]:
@@ -218,8 +278,8 @@ def _read_table(path: Path, id_column: str) -> tuple[list[str], list[dict[str, s
             reader = csv.DictReader(f, delimiter=_DELIMITERS[suffix.lower()])
             header = list(reader.fieldnames or [])
             rows = list(reader)
-    except (csv.Error, UnicodeDecodeError, OSError) as e:
-        raise DataError(f"label table {path} cannot be read: {e}") from e
+    except (csv.Error, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"label table {path} cannot be read: {type(e).__name__}: {e}") from e
     if id_column not in header:
         raise DataError(f"label table {path} has no id column {id_column!r}; its columns are {header}")
     return header, rows, [r[id_column] for r in rows], 2  # data starts on line 2, after the header
@@ -267,58 +327,86 @@ def _number(value: str | None, where: str) -> float:
 def _read_bed(path: Path) -> list[tuple[int, list[str]]]:
     """(line number, fields) of each interval line, with start/end checked."""
     rows = []
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.split("\t") if "\t" in line else line.split()
-            if len(fields) < 3:
-                raise DataError(f"BED file {path}, line {lineno}: expected at least 3 columns (chrom start end), "
-                                f"got {len(fields)}")
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise DataError(f"BED file {path}, line {lineno}: start and end must be integers, got "
-                                f"{fields[1]!r} and {fields[2]!r}") from None
-            if start < 0 or end <= start:
-                raise DataError(f"BED file {path}, line {lineno}: interval {fields[0]}:{start}-{end} is empty or "
-                                "negative (need 0 <= start < end)")
-            if len(fields) > 5 and fields[5] not in ("+", "-", "."):
-                raise DataError(
-                    f"BED file {path}, line {lineno}: strand must be '+', '-' or '.', got {fields[5]!r}"
-                )
-            rows.append((lineno, fields))
+    lineno = 0
+    try:
+        with _open_text(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                rows += _bed_line(path, lineno, line, first=not rows)
+    except UnicodeDecodeError as e:
+        raise DataError(f"BED file {path} cannot be read after line {lineno}: it is not UTF-8 text ({e.reason}: "
+                        f"{e.object[e.start:e.start + 1]!r})") from None
+    except (OSError, EOFError, zlib.error) as e:  # a bad gzip stream
+        raise DataError(f"BED file {path} cannot be read after line {lineno}: {type(e).__name__}: {e}") from None
     return rows
+
+
+def _bed_line(path: Path, lineno: int, line: str, first: bool) -> list[tuple[int, list[str]]]:
+    """``[(lineno, fields)]`` of one BED line, ``[]`` for a blank, comment, track or browser line."""
+    line = line.rstrip("\r\n")
+    if not line.strip() or line.startswith(("#", "track", "browser")):
+        return []
+    if first and line.lstrip().startswith("<"):
+        raise DataError(f"BED file {path} is an HTML or XML page, not intervals (a failed download?): "
+                        f"{line.strip()[:60]!r}")
+    fields = line.split("\t") if "\t" in line else line.split()
+    if len(fields) < 3:
+        raise DataError(f"BED file {path}, line {lineno}: expected at least 3 columns (chrom start end), "
+                        f"got {len(fields)}")
+    try:
+        start, end = int(fields[1]), int(fields[2])
+    except ValueError:
+        raise DataError(f"BED file {path}, line {lineno}: start and end must be integers, got "
+                        f"{fields[1]!r} and {fields[2]!r}") from None
+    if start < 0 or end <= start:
+        raise DataError(f"BED file {path}, line {lineno}: interval {fields[0]}:{start}-{end} is empty or "
+                        "negative (need 0 <= start < end)")
+    if len(fields) > 5 and fields[5] not in ("+", "-", "."):
+        raise DataError(
+            f"BED file {path}, line {lineno}: strand must be '+', '-' or '.', got {fields[5]!r}"
+        )
+    return [(lineno, fields)]
 
 
 def _cut(bed: Path, rows: list[tuple[int, list[str]]], genome: Path) -> list[str]:
     """The sequence of every interval, reading each chromosome once."""
     from Bio import SeqIO
 
+    what = "genome FASTA"
     if not genome.is_file():
-        raise DataError(f"genome FASTA {genome} does not exist")
-    try:
-        if genome.suffix == ".gz":
-            with _open_text(genome) as handle:
-                index = {r.id: r for r in SeqIO.parse(handle, "fasta")}
-        else:
+        raise DataError(f"{what} {genome} does not exist")
+    if genome.suffix == ".gz":
+        ids, seqs = _read_fasta(genome, what, allow_empty=True)
+        _check_unique(ids, f"{what} {genome}")
+        index = dict(zip(ids, seqs))
+    else:
+        with _decoding(genome, what), _open_text(genome) as handle:
+            _first_header(handle, genome, what)
+        try:
             index = SeqIO.index(str(genome), "fasta")
-    except Exception as e:
-        raise DataError(f"genome FASTA {genome} cannot be read: {type(e).__name__}: {e}") from e
+        except Exception as e:  # Biopython's ValueError on a duplicated record id, ...
+            raise DataError(f"{what} {genome} cannot be read: {type(e).__name__}: {e}") from e
+    if not len(index):
+        raise DataError(f"{what} {genome} holds no records (no line starts with '>')")
     try:
         out: list[str | None] = [None] * len(rows)
         by_chrom: dict[str, list[int]] = {}
         for n, (_, f) in enumerate(rows):
             by_chrom.setdefault(f[0], []).append(n)
+        names = list(index)  # iterating SeqIO.index parses nothing; `chrom in index` would parse the record
+        known = set(names)
         for chrom, members in by_chrom.items():
-            if chrom not in index:
+            if chrom not in known:
                 lineno = rows[members[0]][0]
                 raise DataError(
                     f"BED file {bed}, line {lineno}: chromosome {chrom!r} is not in genome FASTA {genome} "
-                    f"(it has {_list(list(index.keys()))})"
+                    f"(it has {_list(names)})"
                 )
-            seq = str(index[chrom].seq)
+            try:  # SeqIO.index parses a record when it is asked for
+                seq = index[chrom]
+                seq = seq if isinstance(seq, str) else str(seq.seq)
+            except Exception as e:  # bytes that are not UTF-8, ...
+                raise DataError(f"{what} {genome} cannot be read at chromosome {chrom!r}: "
+                                f"{type(e).__name__}: {e}") from e
             for n in members:
                 lineno, f = rows[n]
                 start, end = int(f[1]), int(f[2])

@@ -182,8 +182,9 @@ class SimulatedDataset:
         """Read a file written by :meth:`save_npz`.
 
         Raises:
-            DataError: the file is missing, not an NPZ file, lacks a field or holds inconsistent shapes (the
-                message names the file and the field).
+            DataError: the file is missing, not an NPZ file, lacks a field, holds inconsistent shapes, values
+                that do not fit a field's type, NaN or infinite values, an ``x`` that is not one-hot (0/1), or
+                motif positions outside the sequences (the message names the file and the field).
         """
         path = Path(path)
         if not path.is_file():
@@ -200,16 +201,55 @@ class SimulatedDataset:
             raise DataError(f"{path} lacks the field{plural} {', '.join(map(repr, missing))} of a simulated data set")
         kwargs = {k: data[k] for k in names}
         for k in ("motif_names", "motif_ids"):
+            if kwargs[k].ndim != 1:
+                raise DataError(f"{path}: field {k!r} must be a list of strings, got an array of shape "
+                                f"{kwargs[k].shape}")
             kwargs[k] = tuple(kwargs[k].tolist())
         kwargs["task"] = str(kwargs["task"])
         dtypes = {"x": np.float32, "y": np.float32, "pwm_matrix": np.float32, "mask": bool,
                   "motif_index": np.int16, "motif_start": np.int32, "motif_strand": np.int8}
         try:
             for k, dtype in dtypes.items():
-                kwargs[k] = kwargs[k].astype(dtype, copy=False)
-            return cls(**kwargs)
+                kwargs[k] = _as_dtype(kwargs[k], dtype, k)
+            ds = cls(**kwargs)
         except (DataError, ValueError, TypeError) as e:
             raise DataError(f"{path}: {e}") from e
+        problem = _check_values(ds)
+        if problem:
+            raise DataError(f"{path}: {problem}; the file is corrupt or was not written by save_npz")
+        return ds
+
+
+def _as_dtype(a: np.ndarray, dtype, name: str) -> np.ndarray:
+    """``a`` as ``dtype``; integer and boolean fields must keep their values (no wrap-around, no rounding)."""
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN or overflow in a cast: caught below
+            out = a.astype(dtype, copy=False)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"field {name!r} cannot be read as {np.dtype(dtype).name}: {e}") from None
+    if out.dtype.kind in "iub" and (a.dtype.kind not in "iubf" or not np.array_equal(out, a)):
+        raise DataError(f"field {name!r} holds values that are not {np.dtype(dtype).name} (dtype {a.dtype})")
+    return out
+
+
+def _check_values(ds: SimulatedDataset) -> str | None:
+    """What is wrong with the values of a data set whose shapes fit (None when nothing is)."""
+    for name in ("x", "y", "pwm_matrix"):
+        a = getattr(ds, name)
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            return f"{name!r} holds {bad} non-finite value{'s' if bad > 1 else ''} (NaN or infinite)"
+    if ((ds.x != 0) & (ds.x != 1)).any():
+        return "'x' is not one-hot: it holds values other than 0 and 1"
+    pad = ds.motif_index < 0
+    if (ds.motif_start[pad] != -1).any() or (ds.motif_strand[pad] != 0).any():
+        return "'motif_start' and 'motif_strand' must be -1 and 0 where 'motif_index' is -1 (no motif)"
+    start = ds.motif_start[~pad]
+    if start.size and (start.min() < 0 or start.max() >= ds.length):
+        return f"'motif_start' holds positions outside the sequences of length {ds.length}"
+    if not np.isin(ds.motif_strand[~pad], (-1, 1)).all():
+        return "'motif_strand' must be +1 or -1 where there is a motif"
+    return None
 
 
 # -- the two tasks --------------------------------------------------------------------------------------------
