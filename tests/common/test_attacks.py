@@ -8,6 +8,7 @@ from torch import nn
 
 from robustlab.common import attacks
 from robustlab.common.attacks import FGSM, PGD
+from robustlab.common.testing import require_peer
 
 
 def _model():
@@ -153,7 +154,7 @@ AGREEMENT_POINTS = 1.0  # robust accuracy, in percentage points
 @pytest.mark.realdata
 @pytest.mark.parametrize("eps, alpha, steps", [(0.1, 0.01, 10), (0.2, 0.02, 20)])
 def test_pgd_agrees_with_torchattacks(mnist, mnist_model, eps, alpha, steps):
-    torchattacks = pytest.importorskip("torchattacks")
+    torchattacks = require_peer("torchattacks", what="the reference PGD ours is checked against")
     _, _, xt, yt = mnist
     x, y = xt[:1000], yt[:1000]
     ours = PGD(mnist_model, eps=eps, alpha=alpha, steps=steps, random_start=False, bounds=(0.0, 1.0))

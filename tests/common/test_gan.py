@@ -98,7 +98,8 @@ def test_discriminator_trains_and_both_optimizers_are_checkpointed(tmp_path):
     d_before = {k: v.clone() for k, v in discriminator.state_dict().items()}
     regime = GAN(discriminator, latent_dim=4, d_lr=1e-3, d_betas=(0.0, 0.9))
     data = DataLoader(_ring(16), batch_size=32, shuffle=True)
-    res = fit(generator, regime, data, val_loader=data, epochs=2, out_dir=tmp_path, progress=False)
+    # 20 epochs of 4 steps: enough for the discriminator to tell the ring from the generator's early samples
+    res = fit(generator, regime, data, val_loader=data, epochs=20, out_dir=tmp_path, progress=False)
     assert any(not torch.equal(d_before[k], v) for k, v in discriminator.state_dict().items())
     last = load_checkpoint(tmp_path / "last.pt")
     for k, v in discriminator.state_dict().items():
@@ -117,11 +118,15 @@ def test_discriminator_trains_and_both_optimizers_are_checkpointed(tmp_path):
     assert {"train_d_loss", "train_g_loss", "train_d_real", "train_d_fake", "val_d_accuracy", "val_d_real",
             "val_d_fake", "val_d_loss", "val_g_loss"} <= set(row)
     assert row["train_loss"] == row["train_g_loss"]
-    assert 0 <= row["train_d_real"] <= 1 and 0 <= row["train_d_fake"] <= 1 and 0 <= row["val_d_accuracy"] <= 1
+    assert 0 <= row["train_d_real"] <= 1 and 0 <= row["train_d_fake"] <= 1  # probabilities
+    # The discriminator learns: early in training it separates real from fake (chance: accuracy 0.5, no gap).
+    # Measured at epoch 20: val_d_accuracy 0.996, train_d_real - train_d_fake 0.19 (seeds 0-4: >= 0.996, >= 0.12).
+    assert row["val_d_accuracy"] > 0.9
+    assert row["train_d_real"] - row["train_d_fake"] > 0.05
     assert "val_loss" not in row and not (tmp_path / "best.pt").exists(), "a GAN has no validation loss"
     # resume loads the discriminator too
     fresh = _mlp(2, 1, 16)
-    fit(_mlp(4, 2, 16), GAN(fresh, latent_dim=4), data, epochs=2, out_dir=tmp_path, resume=True, progress=False)
+    fit(_mlp(4, 2, 16), GAN(fresh, latent_dim=4), data, epochs=20, out_dir=tmp_path, resume=True, progress=False)
     for k, v in discriminator.state_dict().items():
         assert torch.equal(fresh.state_dict()[k], v)
 

@@ -75,6 +75,7 @@ def _column_correlation(a, b):
 # --- filter_pwms -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("padding", ["same", 0])
 def test_filter_pwms_recover_a_planted_motif(jaspar, padding):
     names, pwms = jaspar
@@ -154,6 +155,7 @@ def test_trim_pwm():
 # --- match_motifs ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.realdata
 def test_noisy_reverse_complement_and_shifted_copies_are_matched(jaspar):
     names, pwms = jaspar
     rng = np.random.default_rng(0)
@@ -185,6 +187,7 @@ def test_noisy_reverse_complement_and_shifted_copies_are_matched(jaspar):
     assert alone.true_match is None
 
 
+@pytest.mark.realdata
 def test_shifted_offset_is_reported_in_filter_coordinates(jaspar):
     names, pwms = jaspar
     srf = pwms[names.index("SRF")]
@@ -195,6 +198,7 @@ def test_shifted_offset_is_reported_in_filter_coordinates(jaspar):
     assert res.strand[0] in "+-" and res.score[0] == pytest.approx(srf.shape[1], rel=0.02)  # correlation ~1
 
 
+@pytest.mark.realdata
 def test_random_pwms_are_not_matched(jaspar):
     names, pwms = jaspar
     rng = np.random.default_rng(1)
@@ -205,6 +209,7 @@ def test_random_pwms_are_not_matched(jaspar):
     assert fraction_matched(res) <= 0.02
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("similarity", ["pearson", "ed"])
 def test_p_values_are_calibrated_against_column_shuffled_motifs(jaspar, similarity):
     """The null made explicit: motifs whose columns are drawn at random (seeded) from the database's columns."""
@@ -220,6 +225,7 @@ def test_p_values_are_calibrated_against_column_shuffled_motifs(jaspar, similari
         assert (p <= alpha).mean() >= 0.4 * alpha  # and not uselessly conservative
 
 
+@pytest.mark.realdata
 def test_ed_similarity_matches_noisy_copies(jaspar):
     names, pwms = jaspar
     rng = np.random.default_rng(3)
@@ -228,6 +234,7 @@ def test_ed_similarity_matches_noisy_copies(jaspar):
     assert res.true_match.mean() >= 0.9
 
 
+@pytest.mark.realdata
 def test_empty_filters_and_fraction(jaspar):
     names, pwms = jaspar
     rng = np.random.default_rng(4)
@@ -247,6 +254,7 @@ def test_empty_filters_and_fraction(jaspar):
         fraction_matched(match_motifs(queries, pwms, names))
 
 
+@pytest.mark.realdata
 def test_planted_filter_end_to_end_matches_sp1(jaspar):
     names, pwms = jaspar
     sp1 = pwms[names.index("SP1")]
@@ -259,6 +267,7 @@ def test_planted_filter_end_to_end_matches_sp1(jaspar):
     assert res.true_match[0] and res.name[0] in {"SP1", "SP2", "KLF5", "Klf4", "KLF16", "SP4"}
 
 
+@pytest.mark.realdata
 def test_match_errors(jaspar):
     names, pwms = jaspar
     q = [np.full((4, 10), 0.25)]
