@@ -196,7 +196,12 @@ def test_load_model_fuzzed(folder, model_file_bytes, data):
 @fuzz_settings(max_examples=60)
 @given(field=st.sampled_from(["class", "args", "preprocessing", "metadata", "weights"]),
        value=st.one_of(st.none(), st.integers(), st.text(max_size=30), st.lists(st.integers(), max_size=3),
-                       st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)))
+                       st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+                       st.sampled_from([  # valid JSON or class paths with values the class refuses
+                           '{"in_features": -1, "num_classes": 2}', '{"in_features": 3, "num_classes": 2, '
+                           '"hidden": [1e9]}', '{"in_features": 3, "num_classes": 2, "hidden": [4], "x": 1}', "[]",
+                           "{}", '"x"', "robustlab.common.modelfile:torch.nn.Identity",
+                           "robustlab.common.models:SmallCNN", "robustlab.common.models.mlp:MLP.__base__"])))
 def test_load_model_with_damaged_fields(folder, model_file_bytes, field, value):
     """A readable file whose fields are replaced by other values: only CheckpointError, naming the file."""
     from robustlab.common.checkpoint import read_payload

@@ -38,10 +38,37 @@ def test_a_model_file_rebuilds_the_same_model(tmp_path, model, x):
     torch.testing.assert_close(loaded.model(x), model.eval()(x), rtol=0, atol=0)
 
 
-def test_constructor_arguments_are_recorded_as_called_and_as_json():
-    m = MLP(3, 4, hidden=(5,))
-    assert m.model_args == {"in_features": 3, "num_classes": 4, "hidden": [5]}
+class PassThrough(MLP):
+    """A subclass passing everything on: rebuilt with its parent's recorded arguments."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+class WithKwargs(RecordsArgs, nn.Linear):
+    def __init__(self, n: int, **options):
+        super().__init__(n, 2, **options)
+
+
+def test_constructor_arguments_are_recorded_with_defaults_and_as_json():
+    import numpy as np
+
+    m = MLP(np.int64(3), 4, hidden=(5,))
+    assert m.model_args == {"in_features": 3, "num_classes": 4, "hidden": [5], "dropout": 0.0}
+    assert type(m.model_args["in_features"]) is int
     json.dumps(m.model_args)
+    assert PassThrough(2, 3, hidden=(4,)).model_args == {"in_features": 2, "num_classes": 3, "hidden": [4],
+                                                          "dropout": 0.0}
+    assert WithKwargs(3, bias=False).model_args == {"n": 3, "bias": False}
+
+
+def test_pass_through_and_keyword_subclasses_rebuild(tmp_path):
+    x = torch.randn(4, 2)
+    for model in (PassThrough(2, 3, hidden=(4,)), WithKwargs(2, bias=False)):
+        register_model_class(type(model))
+        loaded = load_model(save_model(model, tmp_path / f"{type(model).__name__}.pt")).model
+        assert type(loaded) is type(model)
+        torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
 
 
 def _rewrite(path, **fields):
@@ -54,14 +81,18 @@ def _rewrite(path, **fields):
 def test_a_class_outside_robustlab_is_never_imported_or_called(tmp_path):
     path = save_model(MLP(2, 2, hidden=(3,)), tmp_path / "m.pt")
     _rewrite(path, **{"class": "os:system", "args": json.dumps({"command": f"touch {tmp_path / 'pwned'}"})})
-    with pytest.raises(CheckpointError, match="neither in robustlab nor registered") as e:
+    with pytest.raises(CheckpointError, match="neither a class of robustlab nor registered") as e:
         load_model(path)
     assert str(path) in str(e.value) and not (tmp_path / "pwned").exists()
 
 
 @pytest.mark.parametrize(("name", "match"), [("robustlab.common.nothere:Net", "not installed"),
                                              ("robustlab.common.io:atomic_write", "not a torch.nn.Module"),
-                                             ("no-colon", "module:ClassName")])
+                                             ("no-colon", "module:ClassName"),
+                                             # torch's classes reached through a robustlab module's attributes
+                                             ("robustlab.common.modelfile:torch.nn.Identity", "neither"),
+                                             ("robustlab.common.modelfile:nn.Linear", "neither"),
+                                             ("robustlab.common.models:MLP.__base__", "neither")])
 def test_an_unknown_class_names_the_file(tmp_path, name, match):
     path = save_model(MLP(2, 2, hidden=(3,)), tmp_path / "m.pt")
     _rewrite(path, **{"class": name})
@@ -76,6 +107,17 @@ def test_missing_or_wrong_arguments_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="do not fit MLP") as e:
         load_model(path)
     assert str(path) in str(e.value) and "num_classes" in str(e.value)
+
+
+@pytest.mark.parametrize("args", [{"in_features": -3, "num_classes": 2},  # the constructor's own error
+                                  {"in_features": 2, "num_classes": 2, "hidden": "abc"},
+                                  {"in_features": 2 ** 33, "num_classes": 2, "hidden": [3]}])  # never allocated
+def test_arguments_the_class_refuses_name_the_file(tmp_path, args):
+    path = save_model(MLP(2, 2, hidden=(3,)), tmp_path / "m.pt")
+    _rewrite(path, args=json.dumps(args))
+    with pytest.raises(CheckpointError) as e:
+        load_model(path)
+    assert str(path) in str(e.value)
 
 
 def test_weights_of_another_shape_name_the_file(tmp_path):
@@ -104,12 +146,13 @@ def test_a_training_checkpoint_or_state_dict_is_not_a_model_file_but_loads_into_
     assert "plain.pt" in str(e.value)
 
 
-def test_a_registered_class_outside_robustlab_is_rebuilt(tmp_path):
+def test_a_class_outside_robustlab_is_saved_and_rebuilt_once_registered(tmp_path):
     model = Outside(3, bias=False)
-    path = save_model(model, tmp_path / "m.pt")
-    with pytest.raises(CheckpointError, match="register_model_class"):
-        load_model(path)
+    with pytest.raises(ConfigError, match="register_model_class"):
+        save_model(model, tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
     register_model_class(Outside)
+    path = save_model(model, tmp_path / "m.pt")
     loaded = load_model(path)
     assert isinstance(loaded.model, Outside) and loaded.args == {"n": 3, "bias": False}
 

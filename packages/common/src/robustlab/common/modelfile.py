@@ -6,7 +6,8 @@ the class is looked up among robustlab's own modules (``robustlab.*``) or the cl
 :func:`register_model_class`, must be a ``torch.nn.Module``, and is called with the stored JSON arguments.
 
 A class takes part by inheriting :class:`RecordsArgs`, which records the arguments of its constructor call as
-``model.model_args``; any other module can be saved by passing ``args=`` explicitly.
+``model.model_args``; any other module can be saved by passing ``args=`` explicitly. A class outside robustlab
+is saved and rebuilt once registered with :func:`register_model_class` (in the saving and the loading process).
 
 Examples::
 
@@ -18,7 +19,7 @@ Examples::
     >>> path = save_model(model, Path(tempfile.mkdtemp()) / "model.pt", preprocessing={"scale": 1.0})
     >>> loaded = load_model(path)
     >>> type(loaded.model).__name__, loaded.args, loaded.preprocessing
-    ('MLP', {'hidden': [8], 'in_features': 2, 'num_classes': 3}, {'scale': 1.0})
+    ('MLP', {'dropout': 0.0, 'hidden': [8], 'in_features': 2, 'num_classes': 3}, {'scale': 1.0})
     >>> x = torch.randn(4, 2)
     >>> torch.equal(loaded.model(x), model.eval()(x))
     True
@@ -60,9 +61,12 @@ _REGISTERED: dict[str, type[nn.Module]] = {}
 class RecordsArgs:
     """Mixin recording the arguments of a module's constructor call as ``self.model_args`` (a JSON-able dict).
 
-    Only the outermost constructor's arguments are kept (a subclass calling ``super().__init__`` is recorded
-    with its own signature); defaults are left out, so a file stays valid when a default changes only if the
-    caller relied on it. Arguments that JSON cannot hold make :func:`save_model` ask for ``args=``.
+    The outermost constructor that can be replayed from keyword arguments records them, defaults included (a file
+    keeps meaning the same model when a default changes later); ``**kwargs`` are merged in. A constructor taking
+    ``*args`` or positional-only parameters cannot be replayed from keywords: it records nothing and lets the
+    constructor it calls record (a pass-through subclass ``def __init__(self, *args, **kwargs)`` is rebuilt with
+    its parent's arguments). NumPy scalars are stored as numbers; anything else JSON cannot hold makes
+    :func:`save_model` ask for ``args=``.
     """
 
     model_args: dict[str, Any]
@@ -73,13 +77,21 @@ class RecordsArgs:
             return
         init = cls.__dict__["__init__"]
         signature = inspect.signature(init)
+        kinds = {p.kind for p in list(signature.parameters.values())[1:]}
+        if kinds & {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY}:
+            return  # not replayable from keywords: the constructor it calls records
 
         @functools.wraps(init)
         def __init__(self, *args: Any, **kw: Any) -> None:
-            outermost = "model_args" not in self.__dict__
-            if outermost:
+            if "model_args" not in self.__dict__:  # the outermost recording constructor
                 bound = signature.bind(self, *args, **kw)
-                recorded = dict(list(bound.arguments.items())[1:])
+                bound.apply_defaults()
+                recorded: dict[str, Any] = {}
+                for name, value in list(bound.arguments.items())[1:]:
+                    if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                        recorded.update(value)
+                    else:
+                        recorded[name] = value
                 object.__setattr__(self, "model_args", _jsonable(recorded))
             init(self, *args, **kw)
 
@@ -87,11 +99,13 @@ class RecordsArgs:
 
 
 def _jsonable(obj: Any) -> Any:
-    """Tuples as lists; anything JSON cannot hold is kept as is (save_model reports it)."""
+    """Tuples as lists, NumPy scalars as numbers; anything else JSON cannot hold is kept (save_model reports it)."""
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item"):
+        return obj.item()
     return obj
 
 
@@ -156,6 +170,11 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, args: dict[str, Any
     if "<locals>" in cls.__qualname__:
         raise ConfigError(f"{cls.__qualname__} is defined inside a function; a model file needs a class importable "
                           "from its module")
+    try:  # a file that load_model would refuse is not written
+        _resolve_class(class_path(cls), f"model file {path}")
+        inspect.signature(cls).bind(**args)
+    except (CheckpointError, TypeError) as e:
+        raise ConfigError(f"{cls.__name__} cannot be saved as a model file: {e}") from None
     texts = {}
     for name, value in (("args", args), ("preprocessing", preprocessing or {}), ("metadata", metadata or {})):
         try:
@@ -204,7 +223,7 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
         raise CheckpointError(f"{where} is damaged: 'args', 'preprocessing' and 'metadata' must be JSON objects and "
                               "'weights' a state dict")
     cls = _resolve_class(name, where)
-    model = _build(cls, args, where)
+    model = _build(cls, args, where, weights)
     _load_weights(model, weights, where)
     return LoadedModel(model=model.to(map_location).eval(), args=args, preprocessing=preprocessing,
                        metadata=metadata, path=path)
@@ -238,7 +257,7 @@ def load_state_dict_into(cls: type[nn.Module] | str, path: str | os.PathLike, *,
         state = payload
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{where} holds no state dict (a mapping of parameter names to tensors)")
-    model = _build(cls, dict(args or {}), where)
+    model = _build(cls, dict(args or {}), where, state)
     _load_weights(model, state, where)
     return model.to(map_location).eval()
 
@@ -262,11 +281,12 @@ def _resolve_class(name: Any, where: str) -> type[nn.Module]:
     if name in _REGISTERED:
         return _REGISTERED[name]
     module_name, _, qualname = name.partition(":")
-    if not (module_name == "robustlab" or module_name.startswith("robustlab.")):
-        raise CheckpointError(
-            f"{where} names the class {name!r}, which is neither in robustlab nor registered: only robustlab's "
-            "classes and those passed to robustlab.common.modelfile.register_model_class are rebuilt"
-        )
+    refused = CheckpointError(
+        f"{where} names the class {name!r}, which is neither a class of robustlab nor registered: only robustlab's "
+        "own classes and those passed to robustlab.common.modelfile.register_model_class are rebuilt"
+    )
+    if not (module_name == "robustlab" or module_name.startswith("robustlab.")) or "__" in qualname:
+        raise refused
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
@@ -276,18 +296,37 @@ def _resolve_class(name: Any, where: str) -> type[nn.Module]:
                               "package that defines it") from e
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise CheckpointError(f"{where} names {name!r}, which is not a torch.nn.Module class")
+    if class_path(obj) != name:  # reached through another module's attribute (e.g. an imported torch class)
+        raise refused
     return obj
 
 
-def _build(cls: type[nn.Module], args: dict[str, Any], where: str) -> nn.Module:
+def _build(cls: type[nn.Module], args: dict[str, Any], where: str, weights: dict[str, Any] | None = None
+           ) -> nn.Module:
+    """``cls(**args)``, first on the meta device (no memory), its shapes checked against ``weights``."""
     try:
         inspect.signature(cls).bind(**args)
     except TypeError as e:
         raise CheckpointError(f"{where}: the arguments {args} do not fit {cls.__name__}: {e}") from e
     try:
+        if weights is not None:
+            with torch.device("meta"):
+                shapes = {k: tuple(v.shape) for k, v in cls(**args).state_dict().items()}
+            stored = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+            wrong = [f"{k}: {stored[k]} in the file, {shapes[k]} in the model" for k in shapes
+                     if k in stored and stored[k] != shapes[k]]
+            if wrong:
+                raise CheckpointError(f"{where}: the weights do not fit {cls.__name__}({_show(args)}): size mismatch "
+                                      f"for {'; '.join(wrong[:4])}{' ...' if len(wrong) > 4 else ''}")
         return cls(**args)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: {cls.__name__}(**{args}) failed: {e}") from e
+    except CheckpointError:
+        raise
+    except Exception as e:  # the constructor's own checks: negative sizes, unknown options...
+        raise CheckpointError(f"{where}: {cls.__name__}({_show(args)}) failed: {type(e).__name__}: {e}") from e
+
+
+def _show(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in args.items())
 
 
 def _load_weights(model: nn.Module, state: dict[str, Any], where: str) -> None:
