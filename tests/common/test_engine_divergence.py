@@ -299,3 +299,29 @@ def test_train_config_passes_divergence_through(tmp_path):
     with pytest.warns(RuntimeWarning, match="diverged"):
         res = train(MLP(2, 2), "erm", (x, y), config=TrainConfig(epochs=2, batch_size=32, lr=1e9, divergence="warn"))
     assert res.diverged is not None and len(res.history) == 2
+
+
+def test_a_loss_rising_from_near_zero_after_a_clean_warm_up_is_not_divergence():
+    """Fine-tuning a trained model with a strong attack after a clean epoch: the loss rises from ~1e-5 to a few
+    units, as adversarial training does; the reference's floor (min_reference) keeps this from counting."""
+    from robustlab.common.attacks import PGD
+    from robustlab.common.regimes import AdversarialTraining
+    from robustlab.common.regimes.schedules import EpsRamp
+
+    torch.manual_seed(0)
+    model = MLP(2, 2, hidden=(16,))
+    fit(model, ERM(), _loader(margin=3.0), optimizer=torch.optim.Adam(model.parameters(), lr=0.05), epochs=15,
+        progress=False)
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def regime():
+        return AdversarialTraining(PGD(model, eps=3.0, steps=5), schedule=EpsRamp(warmup_epochs=1, ramp_epochs=0))
+
+    with pytest.raises(DivergenceError):  # without the floor, the bare relative rule fires
+        fit(model, regime(), _loader(margin=3.0), epochs=3, progress=False,
+            divergence=DivergenceCheck(min_reference=0.0))
+    model.load_state_dict(trained)
+    result = fit(model, regime(), _loader(margin=3.0), epochs=3, progress=False)
+    first, later = result.history[0]["train_loss"], max(r["train_loss"] for r in result.history[1:])
+    assert first < 1e-3 and later > 1e4 * first  # the rise that a bare relative rule would call divergence
+    assert result.diverged is None

@@ -116,8 +116,10 @@ class DivergenceCheck:
       reference is being measured, each step is compared with the mean of the steps before it, with ``factor``
       squared while that is one step (a single small batch's loss may be far below the typical one), so a loss
       that explodes at step 2 is caught there and kept out of the reference. The reference is checkpointed, so a
-      resumed run uses the same one. A reference of 0 (a loss that starts at exactly 0) disables this check, and
-      a loss that starts near 0 by design (e.g. a critic's) wants ``"warn"``, ``"off"`` or a larger factor.
+      resumed run uses the same one. The reference is at least ``min_reference``, so a run that starts near a
+      loss of 0 (fine-tuning a trained model, adversarial training after clean warm-up epochs, a student
+      initialized from its teacher) may rise to ``factor * min_reference`` (100 by default) before it counts as
+      diverged; a loss whose scale is far below 1 by design wants a smaller ``min_reference``.
     - a parameter of the model or of the regime's trainable networks is NaN or infinite at the end of an epoch
       (after the regime's ``on_epoch_end``, before validation).
 
@@ -126,14 +128,17 @@ class DivergenceCheck:
             the loss diverges; under ``torchrun``: at the end of that epoch, on process 0's decision); the
             checkpoint of the diverged epoch is not written, so ``out_dir`` keeps the last good epoch and a resume
             starts from there. ``"warn"``: one ``RuntimeWarning`` (at the end of the epoch), training goes on and
-            :attr:`FitResult.diverged` says what happened. ``"off"``: no check.
+            :attr:`FitResult.diverged` says what happened. ``"off"``: no check. A NaN or infinite loss always
+            stops the run with :class:`~robustlab.common.errors.NonFiniteLossError`.
         factor: how many times the reference the loss must exceed (default 1e4: four orders of magnitude).
         reference_steps: how many steps at the start of the run make the reference.
+        min_reference: the smallest reference (an absolute loss level).
     """
 
     action: str = "stop"
     factor: float = 1e4
     reference_steps: int = 10
+    min_reference: float = 1e-2
 
     def __post_init__(self) -> None:
         if self.action not in DIVERGENCE_ACTIONS:
@@ -143,6 +148,10 @@ class DivergenceCheck:
             raise ConfigError(f"DivergenceCheck.factor must be a finite number > 1, got {self.factor!r}")
         if not isinstance(self.reference_steps, int) or self.reference_steps < 1:
             raise ConfigError(f"DivergenceCheck.reference_steps must be an int >= 1, got {self.reference_steps!r}")
+        if not (isinstance(self.min_reference, (int, float)) and math.isfinite(self.min_reference)
+                and self.min_reference >= 0):
+            raise ConfigError(f"DivergenceCheck.min_reference must be a finite number >= 0, got "
+                              f"{self.min_reference!r}")
 
 
 def _divergence_check(divergence: str | DivergenceCheck | None) -> DivergenceCheck | None:
@@ -377,14 +386,16 @@ def fit(
         divergence: what to do when training diverges (the loss grows to more than 1e4 times its value at the
             start, or a weight is no longer finite): ``"stop"`` (default) raises :class:`DivergenceError`,
             ``"warn"`` warns once and sets :attr:`FitResult.diverged`, ``"off"`` (or None) does not check; a
-            :class:`DivergenceCheck` sets the factor and the reference too.
+            :class:`DivergenceCheck` sets the factor and the reference too. A NaN or infinite loss stops the run
+            whatever this says (:class:`NonFiniteLossError`: its gradients would make every weight NaN).
 
     Returns:
         A :class:`FitResult` with the metric history and the best epoch.
 
     Raises:
-        NonFiniteLossError: the loss became NaN or infinite; the message names epoch and step, and the files
-            already in ``out_dir`` are those of the last completed epoch.
+        NonFiniteLossError: the loss became NaN or infinite (whatever ``divergence`` says; under ``torchrun``
+            in the process that computed it); the message names epoch and step, and the files already in
+            ``out_dir`` are those of the last completed epoch.
         DivergenceError: (``divergence="stop"``) the loss grew by orders of magnitude over its reference, or a
             weight is no longer finite; the message names the epoch (and the step), the value and the reference,
             and the files already in ``out_dir`` are those of the last good epoch (the diverged epoch's are not
@@ -642,9 +653,9 @@ class _Run:
         if check is None or self.diverging is not None or self.result.diverged is not None:
             return
         if self.reference is not None:
-            ref, factor = self.reference, check.factor
+            ref, factor = max(self.reference, check.min_reference), check.factor
         else:  # measuring: the steps so far; against a single step, squared (one tiny batch loss is no scale)
-            ref = self.ref_sum / self.ref_n if self.ref_n else None
+            ref = max(self.ref_sum / self.ref_n, check.min_reference) if self.ref_n else None
             factor = check.factor if self.ref_n >= 2 else check.factor ** 2
         if not math.isfinite(size) or (ref is not None and ref > 0 and size > factor * ref):
             what = (f"the training loss is {value:.4g}" if ref is None or not math.isfinite(size) else
