@@ -143,6 +143,10 @@ class Bounds:
                  if v is not None]
         return " and ".join(parts)
 
+    def _expected(self, v: Any) -> str:
+        finite = isinstance(v, float) and not math.isfinite(v)
+        return ("a finite number " if finite else "") + self.describe()
+
     def check(self, name: str, value: Any, *, devices: bool = False) -> None:
         """Raise :class:`ConfigError` naming ``name``, ``value`` and the range when ``value`` lies outside it."""
         if value is None:
@@ -163,7 +167,7 @@ class Bounds:
                     raise ConfigError(f"unknown {name} {bad!r}; choose from {_choices(self.choices)}")
             for v in value:
                 if not self._in_range(v):
-                    raise ConfigError(f"every value of {name} must be {self.describe()}, got {_num(v)} in "
+                    raise ConfigError(f"every value of {name} must be {self._expected(v)}, got {_num(v)} in "
                                       f"{_show_seq(value)}")
                 if self.device and devices:
                     check_device(v, what=f"every value of {name}")
@@ -173,7 +177,7 @@ class Bounds:
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{name} must be one of {_choices(self.choices)}, got {value!r}")
         if not self._in_range(value):
-            raise ConfigError(f"{name} must be {self.describe()}, got {_num(value)}")
+            raise ConfigError(f"{name} must be {self._expected(value)}, got {_num(value)}")
         if self.device:
             if devices:
                 check_device(value, what=name)
@@ -183,8 +187,8 @@ class Bounds:
     def _in_range(self, v: Any) -> bool:
         if self.ge is None and self.gt is None and self.le is None and self.lt is None:
             return True
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return False
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False  # a declared numeric range is a finite one: NaN and infinities are outside it
         return ((self.ge is None or v >= self.ge) and (self.gt is None or v > self.gt)
                 and (self.le is None or v <= self.le) and (self.lt is None or v < self.lt))
 
