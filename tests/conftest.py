@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
+
+# Hypothesis keeps caches under its storage folder (.hypothesis/ in the working directory by default): a temporary
+# folder instead, set before any test module imports hypothesis.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "robustlab-hypothesis"))
 
 
 @pytest.fixture(autouse=True)

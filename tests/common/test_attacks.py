@@ -11,6 +11,12 @@ from robustlab.common.attacks import FGSM, PGD
 from robustlab.common.testing import require_peer
 
 
+@pytest.fixture(scope="module")
+def torchattacks():
+    """The peer library, looked up before the fixtures that train a model (skipped outside CI when missing)."""
+    return require_peer("torchattacks", what="the reference PGD ours is checked against")
+
+
 def _model():
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.1),
@@ -153,8 +159,7 @@ AGREEMENT_POINTS = 1.0  # robust accuracy, in percentage points
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("eps, alpha, steps", [(0.1, 0.01, 10), (0.2, 0.02, 20)])
-def test_pgd_agrees_with_torchattacks(mnist, mnist_model, eps, alpha, steps):
-    torchattacks = require_peer("torchattacks", what="the reference PGD ours is checked against")
+def test_pgd_agrees_with_torchattacks(torchattacks, mnist, mnist_model, eps, alpha, steps):
     _, _, xt, yt = mnist
     x, y = xt[:1000], yt[:1000]
     ours = PGD(mnist_model, eps=eps, alpha=alpha, steps=steps, random_start=False, bounds=(0.0, 1.0))

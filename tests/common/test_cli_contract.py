@@ -16,8 +16,6 @@ from click.testing import CliRunner
 
 from robustlab.common.cli import Device, FiniteFloat, OutputDir, OutputFile, RecipeName, main
 
-_SEEDS = ("seed", "split_seed")
-
 
 def _walk(group: click.Group, ctx: click.Context, prefix: tuple[str, ...]):
     for name in group.list_commands(ctx):
@@ -150,7 +148,7 @@ def test_a_bad_number_is_a_usage_error(path, tmp_path):
     for p in filter(_numeric, cmd.params):
         t = p.type
         low, high = getattr(t, "min", None), getattr(t, "max", None)
-        assert low is not None or high is not None or p.name in _SEEDS, \
+        assert low is not None or high is not None, \
             f"{p.opts[0]} must declare its range (click.IntRange, click.FloatRange or FiniteFloat)"
         bad = ["abc"]
         if low is not None:

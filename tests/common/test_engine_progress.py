@@ -116,9 +116,9 @@ def test_resolve_mode(monkeypatch):
     assert resolve_mode(file=Tty()) == "lines"
     monkeypatch.setenv(ENV_VAR, "Bar ")
     assert resolve_mode(file=io.StringIO()) == "bar"
-    monkeypatch.setenv(ENV_VAR, "fancy")
-    with pytest.raises(ConfigError, match=f"\\${ENV_VAR} must be one of bar, lines, off, got 'fancy'"):
-        resolve_mode()
+    monkeypatch.setenv(ENV_VAR, "fancy")  # the environment's mistake: warned, then the automatic choice
+    with pytest.warns(RuntimeWarning, match=f"\\${ENV_VAR} must be one of bar, lines, off, got 'fancy'; ignored"):
+        assert resolve_mode(file=io.StringIO()) == "lines"
     with pytest.raises(ConfigError, match="progress mode"):
         resolve_mode("loud")
 

@@ -25,7 +25,7 @@ from robustlab.common.regimes.eaat import EAAT
 from robustlab.common.regimes.mean_teacher import MeanTeacher
 from robustlab.common.regimes.vat import VAT, virtual_adversarial_perturbation
 from robustlab.common.tasks import TASKS, UNLABELED, get_task
-from robustlab.common.testing import in_ci, random_targets
+from robustlab.common.testing import random_targets, require_peer
 
 FACTORIES = {
     "MeanTeacher": lambda **kw: MeanTeacher(alpha=0.9, **kw),
@@ -236,17 +236,10 @@ def test_perturbation_is_the_top_eigenvector_of_the_kl_hessian(flip):
 
 def _shadow():
     """shadow-ssml's vat and losses modules: skipped outside CI when it is missing, a failure under CI."""
-    try:
-        if not hasattr(np, "NINF"):  # shadow-ssml 1.0.3 uses np.NINF, removed in NumPy 2
-            np.NINF = -np.inf
-        import shadow.losses
-        import shadow.vat
-    except ImportError as e:
-        msg = f"shadow-ssml (the peer library VAT is checked against) is not installed: {e}"
-        if in_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return shadow.vat, shadow.losses
+    if not hasattr(np, "NINF"):  # shadow-ssml 1.0.3 uses np.NINF, removed in NumPy 2
+        np.NINF = -np.inf
+    what = "the peer library VAT is checked against"
+    return require_peer("shadow.vat", what=what), require_peer("shadow.losses", what=what)
 
 
 def test_perturbation_agrees_with_shadow_ssml():

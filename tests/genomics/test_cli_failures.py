@@ -71,9 +71,9 @@ def test_train_killed_mid_run_resumes_bit_identically(tmp_path):
 
 
 def test_resume_with_other_options_names_them(trained):
-    result = invoke("train", "--data", trained / "d.npz", "--epochs", 2, "--lr", 0.01, "--no-progress", "--resume",
-                    "--out", trained / "k")
-    assert_clean(result, 2, "epochs: 1 there, 2 now", "lr: 0.001 there, 0.01 now")
+    result = invoke("train", "--data", trained / "d.npz", "--epochs", 1, "--lr", 0.01, "--batch-size", 50,
+                    "--no-progress", "--resume", "--out", trained / "k")
+    assert_clean(result, 2, "lr: 0.001 there, 0.01 now", "batch_size: 100 there, 50 now")
 
 
 def test_resume_of_a_finished_run_changes_nothing(trained):
@@ -82,6 +82,33 @@ def test_resume_of_a_finished_run_changes_nothing(trained):
                     "--out", trained / "k")
     assert result.exit_code == 0, result.output
     assert (trained / "k" / "last.pt").read_bytes() == before
+
+
+def test_resume_with_more_epochs_continues_a_finished_run(tmp_path, trained):
+    import json
+
+    from robustlab.common.checkpoint import load_checkpoint
+
+    shutil.copytree(trained / "k", tmp_path / "k")
+    fewer = invoke("train", "--data", trained / "d.npz", "--epochs", 1, "--seed", 1, "--no-progress", "--resume",
+                   "--out", tmp_path / "k")
+    assert_clean(fewer, 2, "seed: 0 there, 1 now")
+    more = invoke("train", "--data", trained / "d.npz", "--epochs", 2, "--no-progress", "--resume",
+                  "--out", tmp_path / "k")
+    assert more.exit_code == 0, more.output
+    assert load_checkpoint(tmp_path / "k" / "last.pt")["epoch"] == 2
+    assert json.loads((tmp_path / "k" / "run.json").read_text())["epochs"] == 2
+    back = invoke("train", "--data", trained / "d.npz", "--epochs", 1, "--no-progress", "--resume",
+                  "--out", tmp_path / "k")
+    assert_clean(back, 2, "epochs: 2 there, 1 now")
+
+
+def test_resume_of_a_run_without_its_options_is_refused(tmp_path, trained):
+    shutil.copytree(trained / "k", tmp_path / "k")
+    (tmp_path / "k" / "run.json").unlink()
+    result = invoke("train", "--data", trained / "d.npz", "--epochs", 1, "--no-progress", "--resume",
+                    "--out", tmp_path / "k")
+    assert_clean(result, 2, "run.json")
 
 
 # -- 2. bare tracebacks from domain commands ------------------------------------------------------------------
@@ -111,6 +138,15 @@ def test_attribute_with_broken_model_files_fails_cleanly(trained):
         assert_clean(result, 1, path)
         assert "weights_only=False" not in result.output and "weights_only` set to `False" not in result.output
     assert not (trained / "pwned").exists() and not (trained / "never").exists()
+
+
+def test_attribute_with_a_model_file_of_another_kind_of_network_is_named(trained):
+    from robustlab.common.modelfile import save_model
+    from robustlab.common.models import MLP
+
+    save_model(MLP(800, 1), trained / "mlp.pt")
+    result = invoke("attribute", "--model", trained / "mlp.pt", "--fasta", trained / "s.fa", "--out", trained / "never")
+    assert_clean(result, 1, trained / "mlp.pt", "MLP")
 
 
 def test_score_with_a_non_npz_attributions_file_fails_cleanly(trained):

@@ -303,18 +303,20 @@ RUN_FILE = "run.json"
 
 
 def check_run_folder(out: Path, command: str, config: dict[str, Any], *, resume: bool,
-                     checkpoint: str = "last.pt") -> bool:
+                     checkpoint: str = "last.pt", may_grow: tuple[str, ...] = ("epochs",)) -> bool:
     """Check a training command's results folder against ``--resume``, then record the run's configuration.
 
     ``out/run.json`` holds the command and its configuration (JSON values). Without ``resume`` a folder that
     already holds a run (``checkpoint``) is refused, naming ``--resume``; with ``resume`` the stored configuration
-    must equal ``config``, else the differing keys are named. Written atomically, before training starts.
+    must equal ``config`` (the keys of ``may_grow`` may take larger values: more epochs continue a finished
+    run), else the differing keys are named. Written atomically, before training starts.
 
     Returns:
         True when there is a run to continue (``resume`` and ``checkpoint`` exists).
 
     Raises:
-        ConfigError: the folder holds a run and ``resume`` is False, or the configuration differs.
+        ConfigError: the folder holds a run and ``resume`` is False, the configuration differs, or the run has no
+            ``run.json`` to compare with (it was not started by a command).
         DataError: ``run.json`` cannot be read.
     """
     from robustlab.common.errors import DataError
@@ -326,13 +328,23 @@ def check_run_folder(out: Path, command: str, config: dict[str, Any], *, resume:
     if exists and not resume:
         raise ConfigError(f"{out} already holds a run ({checkpoint}); add --resume to continue it, or choose "
                           "another --out")
-    if exists and record.is_file():
+    if exists:
+        if not record.is_file():
+            raise ConfigError(f"--resume: {out} holds a run ({checkpoint}) but no {RUN_FILE}, so its options cannot "
+                              "be checked (it was not started by a robustlab command); choose another --out")
         try:
             stored = json.loads(record.read_text())
+            if not isinstance(stored, dict):
+                raise ValueError("not a JSON object")
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise DataError(f"{record} cannot be read ({e}); it records the configuration of the run in {out}") \
                 from None
-        differ = sorted(k for k in set(stored) | set(asked) if stored.get(k) != asked.get(k))
+
+        def grows(k: str) -> bool:
+            a, b = stored.get(k), asked.get(k)
+            return k in may_grow and isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > a
+
+        differ = sorted(k for k in set(stored) | set(asked) if stored.get(k) != asked.get(k) and not grows(k))
         if differ:
             shown = "; ".join(f"{k}: {stored.get(k)!r} there, {asked.get(k)!r} now" for k in differ)
             raise ConfigError(f"--resume: the run in {out} was started with other values ({shown}); resume it with "
@@ -477,9 +489,10 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
         """Run the grid of RECIPE with a profile into --out, then write results.md, results.csv and results.png.
 
         Each run is written as its own JSON file as soon as it finishes; running the same command again skips
-        finished runs, so a killed sweep resumes. A folder holds one profile: asking another one there (or other
-        --set values) is refused. Shards (--shard i/n) can share a folder or use their own, merged afterwards
-        with 'robustlab merge'.
+        finished runs, so a killed sweep resumes. A folder holds one profile: once a run has finished there,
+        asking another profile (or other --set values) is refused. Every value is checked before anything is
+        written. Shards (--shard i/n) can share a folder or use their own, merged afterwards with 'robustlab
+        merge'.
         """
         from robustlab.common.recipes import get_recipe, resolve_profile, run_recipe, shard_from_env
 

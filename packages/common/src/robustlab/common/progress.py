@@ -50,20 +50,33 @@ def _in_notebook() -> bool:
         return False
 
 
+_warned_env: str | None = None
+
+
 def resolve_mode(mode: str | None = None, *, file: IO[str] | None = None) -> str:
     """The display mode: ``mode`` if given, else ``$ROBUSTLAB_PROGRESS`` if set, else ``"bar"`` when ``file``
     (default stderr) is a terminal or this runs in a Jupyter kernel, and ``"lines"`` otherwise.
 
+    An unknown value of the environment variable is ignored with a warning (a run is not stopped for it).
+
     Raises:
-        ConfigError: ``mode`` or the environment variable is not one of :data:`MODES`.
+        ConfigError: ``mode`` is not one of :data:`MODES`.
     """
-    where = "progress mode"
-    if mode is None and os.environ.get(ENV_VAR, "").strip():
-        mode, where = os.environ[ENV_VAR].strip().lower(), f"${ENV_VAR}"
     if mode is not None:
         if mode not in MODES:
-            raise ConfigError(f"{where} must be one of {', '.join(MODES)}, got {mode!r}")
+            raise ConfigError(f"progress mode must be one of {', '.join(MODES)}, got {mode!r}")
         return mode
+    forced = os.environ.get(ENV_VAR, "").strip().lower()
+    if forced in MODES:
+        return forced
+    if forced:  # the environment's mistake must not stop a run: said once, then the automatic choice
+        global _warned_env
+        if _warned_env != forced:
+            import warnings
+
+            warnings.warn(f"${ENV_VAR} must be one of {', '.join(MODES)}, got {forced!r}; ignored", RuntimeWarning,
+                          stacklevel=2)
+            _warned_env = forced
     stream = file if file is not None else sys.stderr
     try:
         tty = bool(stream.isatty())

@@ -18,6 +18,7 @@ from robustlab.common.cli import Device, FiniteFloat, OutputDir, OutputFile, Rob
 __all__ = ["genomics"]
 
 _TASKS = ("koo2019", "koo_eddy2019")
+_SEED_MAX = 2**32 - 1  # what NumPy's and torch's generators all take
 
 
 @click.group(cls=RobustlabGroup, short_help="Robust CNNs on DNA and the interpretability of their attribution maps.")
@@ -30,7 +31,8 @@ def genomics() -> None:
               help="koo2019: binary, core motifs vs core + 50 others; koo_eddy2019: 12-way multi-label.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="Number of sequences [default: 10000 for koo2019, 25000 for koo_eddy2019].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generator.")
+@click.option("--seed", type=click.IntRange(0, _SEED_MAX), default=0, show_default=True,
+              help="Seed of the generator.")
 @click.option("--length", type=click.IntRange(min=1), default=200, show_default=True, help="Sequence length.")
 @click.option("--out", type=OutputFile(), required=True, help="The NPZ file to write (atomically).")
 def simulate(task: str, n: int | None, seed: int, length: int, out: Path) -> None:
@@ -81,9 +83,9 @@ _METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradie
 @click.option("--adv-steps", type=click.IntRange(min=1), default=20, show_default=True, help="PGD steps.")
 @click.option("--adv-warmup", type=click.IntRange(min=0), default=0, show_default=True,
               help="Clean epochs before adversarial training starts.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, _SEED_MAX), default=0, show_default=True,
               help="Seed of initialization and shuffling.")
-@click.option("--split-seed", type=click.IntRange(min=0), default=2019, show_default=True,
+@click.option("--split-seed", type=click.IntRange(0, _SEED_MAX), default=2019, show_default=True,
               help="Seed of the 70/10/20 split; use one other than the simulation's seed.")
 @click.option("--device", type=Device(), default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--out", type=OutputDir(), required=True,
@@ -173,7 +175,13 @@ def _load_genomics_model(path: Path):
                     "VARIANT --out model.pt' (and --num-tasks/--length when they are not 1/200)")
         raise CheckpointError(f"{path} is not a model file (a training checkpoint or a plain state dict, without the "
                               f"model's class and arguments): {hint}")
-    return load_model(path)
+    loaded = load_model(path)
+    from robustlab.genomics.models import CNNk, DistNet, LocalNet
+
+    if not isinstance(loaded.model, (LocalNet, DistNet, CNNk)) and loaded.preprocessing.get("alphabet") != "ACGT":
+        raise CheckpointError(f"{path} holds a {type(loaded.model).__name__}, not a network of one-hot DNA (its "
+                              "preprocessing names no ACGT alphabet): give a model file of `genomics train`")
+    return loaded
 
 
 @genomics.command(short_help="Attribution maps of a trained model for a FASTA file (NPZ plus logo PNGs).")
@@ -201,17 +209,18 @@ def attribute(model_path: Path, fasta: Path, method: str, target: int, logos: in
 
     loaded = _load_genomics_model(model_path)
     model = loaded.model
-    num_tasks = int(loaded.args.get("num_tasks", 1))
-    if target >= num_tasks:
-        raise click.BadParameter(f"{target} is not an output of {model_path}: the model has {num_tasks} "
-                                 f"output{'s' if num_tasks > 1 else ''} (0 to {num_tasks - 1})",
-                                 param_hint="'--target'")
     seqs = read_fasta_dataset(fasta)
     n, _, length = seqs.x.shape
     expected = loaded.preprocessing.get("length")
     if expected is not None and length != expected:
         raise DataError(f"the sequences of {fasta} have length {length}; the model {model_path} takes sequences of "
                         f"length {expected}")
+    with torch.no_grad():
+        num_tasks = int(model(torch.as_tensor(seqs.x[:1])).shape[-1])
+    if target >= num_tasks:
+        raise click.BadParameter(f"{target} is not an output of {model_path}: the model has {num_tasks} "
+                                 f"output{'s' if num_tasks > 1 else ''} (0 to {num_tasks - 1})",
+                                 param_hint="'--target'")
     generator = torch.Generator().manual_seed(0)
 
     def expected_gradients():

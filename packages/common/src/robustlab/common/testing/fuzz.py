@@ -15,8 +15,9 @@ that does not say which file is at fault breaks it. This module holds the pieces
   signal, an empty or truncated array, a field dropped, a wrong dtype or shape, indices beyond the end;
 - :func:`check_reader`: calls the reader and fails, with the input shown, when anything else escapes or the
   error does not name the file; :func:`write_input` writes (or removes) the file under test;
-- :func:`fuzz_settings`: Hypothesis settings for reader fuzzing (no deadline, no example database in the
-  working tree).
+- :func:`fuzz_settings`: Hypothesis settings for reader fuzzing (no deadline, no example database; Hypothesis
+  still keeps a cache of its own under ``$HYPOTHESIS_STORAGE_DIRECTORY``, which robustlab's test suite points
+  at a temporary folder).
 
 Hypothesis is imported when a strategy is built, not when this module is imported.
 
@@ -115,8 +116,7 @@ _PREVIEW = 300  # how many bytes of the input an assertion message shows
 
 def fuzz_settings(max_examples: int = 50, **kwargs: Any):
     """Hypothesis ``settings`` for reader fuzzing: no deadline (file I/O is slow on a shared machine), no example
-    database (it would write ``.hypothesis/`` into the working tree), failing examples printed with a
-    reproduction blob. ``kwargs`` override or add settings."""
+    database (failing examples are not replayed from disk), failing examples printed with a reproduction blob. ``kwargs`` override or add settings."""
     from hypothesis import HealthCheck, settings
 
     options = {"max_examples": max_examples, "deadline": None, "database": None, "print_blob": True,
