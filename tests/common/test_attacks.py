@@ -28,11 +28,14 @@ def _data(n=32):
     return torch.rand(n, 3, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
 
 
+ATTACKS = [n for n in attacks.__all__ if isinstance(getattr(attacks, n), type)]  # the classes, not the helpers
+
+
 def _make(name, model, **kw):
     return getattr(attacks, name)(model, eps=0.1, **kw)
 
 
-@pytest.mark.parametrize("name", attacks.__all__)
+@pytest.mark.parametrize("name", ATTACKS)
 @pytest.mark.parametrize("training", [True, False])
 def test_contract(name, training):
     model = _model().train(training)
@@ -60,7 +63,7 @@ def test_contract(name, training):
     assert torch.equal(a, b), "attacks are deterministic under a seed"
 
 
-@pytest.mark.parametrize("name", attacks.__all__)
+@pytest.mark.parametrize("name", ATTACKS)
 def test_attack_raises_the_loss(name):
     model = _model().eval()
     x, y = _data(128)
@@ -172,3 +175,31 @@ def test_pgd_agrees_with_torchattacks(torchattacks, mnist, mnist_model, eps, alp
     assert clean > 95
     assert acc_ours < clean - 5, "the attack must bite"
     assert abs(acc_ours - acc_theirs) <= AGREEMENT_POINTS, (acc_ours, acc_theirs)
+
+
+def test_a_step_size_schedule_adds_up_to_its_sum_below_the_budget():
+    """Koo et al.'s schedule (20 steps of 0.1 / (i + 10), eps 0.2, no random start, clipped to [0, 1]): on a linear
+    model the gradient's sign never changes, so every input moves by the schedule's sum, about 0.113 < 0.2."""
+    from robustlab.common.attacks import harmonic_steps
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4 * 30, 2))
+    x = torch.rand(8, 4, 30) * 0.4 + 0.3  # inside [0, 1] by more than the budget: no clipping
+    y = torch.randint(0, 2, (8,))
+    pgd = PGD(model, eps=0.2, alpha=harmonic_steps(20), steps=20, random_start=False, bounds=(0.0, 1.0))
+    moved = (pgd(x, y) - x).abs()
+    assert sum(harmonic_steps(20)) == pytest.approx(0.1130, abs=1e-3)
+    assert moved.max().item() == pytest.approx(0.113, abs=1e-3) and moved.min().item() == pytest.approx(0.113, abs=1e-3)
+    full = PGD(model, eps=0.2, alpha=0.025, steps=20, random_start=False, bounds=(0.0, 1.0))
+    assert (full(x, y) - x).abs().max().item() == pytest.approx(0.2, abs=1e-6)  # a constant step reaches eps
+
+
+def test_a_step_size_schedule_needs_one_size_per_step():
+    from robustlab.common.attacks import harmonic_steps
+
+    with pytest.raises(ValueError, match="one size per step"):
+        PGD(_model(), eps=0.2, alpha=harmonic_steps(5), steps=20)
+    with pytest.raises(ValueError, match="harmonic_steps"):
+        harmonic_steps(0)
+    assert PGD(_model(), eps=0.2, alpha=[0.1, 0.05], steps=2).step_sizes() == [0.1, 0.05]
+    assert PGD(_model(), eps=0.2, alpha=0.01, steps=3).step_sizes() == [0.01] * 3

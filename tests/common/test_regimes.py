@@ -321,3 +321,45 @@ def test_fast_adversarial_training_resumes_bit_identically(tmp_path, with_val):
     resumed = run(4, tmp_path / "part", resume=True)
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_append_mode_doubles_the_batch_and_keeps_every_clean_sample():
+    """mode="append" with fraction 1: the clean batch followed by its adversarial copy (Koo et al.'s code); the
+    default replace mode keeps the batch size."""
+    seen = []
+
+    class Recording(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(3, 2)
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.net(x)
+
+    model = Recording()
+    x, y = torch.randn(6, 3), torch.randint(0, 2, (6,))
+    attack = PGD(model, eps=0.1, steps=2, random_start=False)
+    regime = AdversarialTraining(attack, fraction=1.0, mode="append", schedule=EpsRamp(ramp_epochs=0))
+    seen.clear()
+    regime(model, {"x": x, "y": y})
+    trained_on = seen[-1]
+    assert trained_on.shape == (12, 3) and torch.equal(trained_on[:6], x)
+    assert torch.allclose(trained_on[6:], attack(x, y)) and not torch.equal(trained_on[6:], x)
+    assert regime.step_metrics["adv_fraction"] == pytest.approx(0.5)
+    replace = AdversarialTraining(attack, fraction=0.5, schedule=EpsRamp(ramp_epochs=0))
+    replace(model, {"x": x, "y": y})
+    assert seen[-1].shape == (6, 3) and torch.equal(seen[-1][3:], x[3:])
+    with pytest.raises(ValueError, match="mode"):
+        AdversarialTraining(attack, mode="mix")
+
+
+def test_the_eps_ramp_scales_a_step_size_schedule_step_by_step():
+    from robustlab.common.attacks import harmonic_steps
+
+    attack = PGD(nn.Linear(3, 2), eps=0.2, alpha=harmonic_steps(4), steps=4, random_start=False)
+    regime = AdversarialTraining(attack, schedule=EpsRamp(ramp_epochs=0))
+    regime._set_factor(0.5)
+    assert attack.eps == pytest.approx(0.1) and attack.alpha == pytest.approx(tuple(a / 2 for a in harmonic_steps(4)))
+    regime._set_factor(1.0)
+    assert attack.alpha == pytest.approx(harmonic_steps(4))

@@ -6,6 +6,6 @@ tests run over it); the base class is :class:`robustlab.common.attacks.base.Atta
 """
 
 from robustlab.common.attacks.fgsm import FGSM
-from robustlab.common.attacks.pgd import PGD
+from robustlab.common.attacks.pgd import PGD, harmonic_steps
 
-__all__ = ["FGSM", "PGD"]
+__all__ = ["FGSM", "PGD", "harmonic_steps"]

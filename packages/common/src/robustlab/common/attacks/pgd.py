@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
 from robustlab.common.attacks.base import Attack, LossFn
 
-__all__ = ["PGD"]
+__all__ = ["PGD", "harmonic_steps"]
+
+
+def harmonic_steps(steps: int = 20, *, scale: float = 0.1, offset: int = 10) -> tuple[float, ...]:
+    """The step sizes ``scale / (i + offset)`` for ``i = 0 .. steps - 1``, a schedule for ``PGD(alpha=...)``.
+
+    The defaults are the schedule of Koo et al. (2019): 20 signed-gradient steps of ``0.1 / (i + 10)``, which add
+    up to about 0.113, so an L-inf budget of 0.2 is never reached (``koo-lab/uncovering_regulatory_codes``,
+    ``code/1_train_all_models_adv.py``, ``perturb``).
+
+    Examples::
+
+        >>> round(sum(harmonic_steps()), 4)
+        0.1129
+    """
+    if steps < 1 or offset < 1 or not scale > 0:
+        raise ValueError(f"harmonic_steps needs steps >= 1, offset >= 1 and scale > 0, got {steps}, {offset}, {scale}")
+    return tuple(scale / (i + offset) for i in range(steps))
 
 
 class PGD(Attack):
@@ -16,7 +35,9 @@ class PGD(Attack):
     Args:
         model: the network to attack.
         eps: radius of the ball in input units (L-inf: a float or a per-feature tensor; L2: a float).
-        alpha: step size; default ``2.5 * eps / steps`` (Madry et al.).
+        alpha: step size; default ``2.5 * eps / steps`` (Madry et al.). A sequence of ``steps`` sizes is a
+            schedule, one size per step (Koo et al. 2019 step ``i`` by ``0.1 / (i + 10)``, see
+            :func:`harmonic_steps`).
         steps: number of gradient steps.
         norm: ``"linf"`` (signed gradient steps) or ``"l2"`` (normalized gradient steps).
         random_start: start from a uniform random point in the ball rather than from ``x``.
@@ -34,7 +55,7 @@ class PGD(Attack):
         model: nn.Module,
         *,
         eps: float | Tensor,
-        alpha: float | None = None,
+        alpha: float | Sequence[float] | None = None,
         steps: int = 10,
         norm: str = "linf",
         random_start: bool = True,
@@ -51,21 +72,30 @@ class PGD(Attack):
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.steps = int(steps)
-        self.alpha = float(alpha) if alpha is not None else None
+        if alpha is not None and not isinstance(alpha, (int, float, Tensor)):
+            alpha = tuple(float(a) for a in alpha)
+            if len(alpha) != self.steps:
+                raise ValueError(f"a step-size schedule needs one size per step: {len(alpha)} sizes for {steps} steps")
+        elif alpha is not None and not isinstance(alpha, Tensor):
+            alpha = float(alpha)
+        self.alpha = alpha
         self.norm = norm
         self.random_start = random_start
 
-    def step_size(self) -> float | Tensor:
-        """The step size in force: ``alpha``, or ``2.5 * eps / steps`` when alpha is not set."""
+    def step_size(self) -> float | Tensor | tuple[float, ...]:
+        """The step size in force: ``alpha`` (a size or a schedule), or ``2.5 * eps / steps`` when alpha is not set."""
         return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+
+    def step_sizes(self) -> list[float | Tensor]:
+        """The size of each of the ``steps`` steps."""
+        alpha = self.step_size()
+        return list(alpha) if isinstance(alpha, tuple) else [alpha] * self.steps
 
     def perturb(self, x: Tensor, y: Tensor, *, loss: LossFn | None = None, x_init: Tensor | None = None) -> Tensor:
         loss = loss or self.loss
         x = x.detach()
         eps = self._eps_like(x)
-        alpha = self.step_size()
-        if isinstance(alpha, Tensor):
-            alpha = alpha.to(device=x.device, dtype=x.dtype)
+        alpha = [a.to(device=x.device, dtype=x.dtype) if isinstance(a, Tensor) else a for a in self.step_sizes()]
         b_lo, b_hi = self._bounds_like(x)
         with self._attack_mode():
             if self.norm == "linf":
@@ -84,9 +114,9 @@ class PGD(Attack):
             x_adv = torch.clamp(x + torch.empty_like(x).uniform_(-1, 1) * eps, lo, hi)
         else:
             x_adv = x.clone()
-        for _ in range(self.steps):
+        for size in alpha:
             grad = self._input_gradient(x_adv, y, loss)
-            x_adv = x_adv.detach().add_(grad.sign_().mul_(alpha))
+            x_adv = x_adv.detach().add_(grad.sign_().mul_(size))
             x_adv = torch.clamp(x_adv, lo, hi)
         return x_adv.detach()
 
@@ -109,8 +139,8 @@ class PGD(Attack):
             x_adv = project(x + d * r * eps)
         else:
             x_adv = x.clone()
-        for _ in range(self.steps):
+        for size in alpha:
             grad = self._input_gradient(x_adv, y, loss)
             g_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
-            x_adv = project(x_adv.detach() + alpha * grad / g_norm)
+            x_adv = project(x_adv.detach() + size * grad / g_norm)
         return x_adv.detach()

@@ -15,15 +15,18 @@ __all__ = ["AdversarialTraining"]
 class AdversarialTraining(Regime):
     """Train on adversarial examples made by ``attack`` for a fraction of every batch.
 
-    The first ``round(fraction * N)`` samples of each batch are replaced by their adversarial versions and the
-    loss is taken over the whole mixed batch in one forward pass (``fraction=0.5``: half clean, half
-    adversarial, as in Goodfellow et al. and Koo et al.). The attack budget follows ``schedule``: clean warm-up
+    The adversarial versions of the first ``round(fraction * N)`` samples of each batch either replace them
+    (``mode="replace"``: the batch keeps its size, ``fraction=0.5`` is half clean, half adversarial, as in
+    Goodfellow et al.) or are appended to the clean batch (``mode="append"``: ``N + k`` samples, every clean
+    sample still seen; ``fraction=1`` is the clean batch and its adversarial copy, as in the code of Koo et al.
+    2019). The loss is taken over the whole batch in one forward pass. The attack budget follows ``schedule``: clean warm-up
     epochs, then a linear ramp to the full eps. By default the ramp is on ("auto", see :class:`EpsRamp`),
     because PGD training started at full eps can stay at chance.
 
     Args:
         attack: the attack that makes the adversarial examples, built on the model being trained.
         fraction: fraction of each batch made adversarial, in ``[0, 1]``.
+        mode: ``"replace"`` the attacked samples or ``"append"`` their adversarial copies.
         schedule: an :class:`EpsRamp`; ``EpsRamp(ramp_epochs=0)`` trains at full eps from the first step.
         loss: ``loss(logits, y) -> scalar``; default the task's loss. An attack with its own loss keeps it; one
             left at its default (class cross entropy) gets the task's summed loss (``Task.attack_loss``) for a
@@ -47,11 +50,14 @@ class AdversarialTraining(Regime):
     citation = ("Madry, A., Makelov, A., Schmidt, L., Tsipras, D., Vladu, A. Towards Deep Learning Models Resistant "
                 "to Adversarial Attacks. ICLR 2018.")
 
-    def __init__(self, attack: Attack, *, fraction: float = 1.0, schedule: EpsRamp | None = None, loss=None,
-                 task="multiclass") -> None:
+    def __init__(self, attack: Attack, *, fraction: float = 1.0, mode: str = "replace", schedule: EpsRamp | None = None,
+                 loss=None, task="multiclass") -> None:
         super().__init__(loss=loss, task=task)
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        if mode not in ("replace", "append"):
+            raise ValueError(f"mode must be 'replace' or 'append', got {mode!r}")
+        self.mode = mode
         if self.task.name != "multiclass" and getattr(attack, "loss", None) is cross_entropy_sum:
             attack.loss = self.task.attack_loss  # an attack left at its default would ascend class cross entropy
         self.attack = attack
@@ -64,7 +70,9 @@ class AdversarialTraining(Regime):
         eps, alpha = self._full
         self._factor = factor
         self.attack.eps = eps * factor
-        if alpha is not None:
+        if isinstance(alpha, tuple):  # a step-size schedule scales step by step
+            self.attack.alpha = tuple(a * factor for a in alpha)
+        elif alpha is not None:
             self.attack.alpha = alpha * factor
 
     def on_epoch_start(self, model: nn.Module, state: FitState) -> None:
@@ -82,10 +90,13 @@ class AdversarialTraining(Regime):
         k = round(self.fraction * x.shape[0]) if self._factor > 0 else 0
         if k:
             x_adv = self.attack(x[:k], y[:k])
-            x = torch.cat([x_adv, x[k:]]) if k < x.shape[0] else x_adv
+            if self.mode == "append":
+                x, y = torch.cat([x, x_adv]), torch.cat([y, y[:k]])
+            else:
+                x = torch.cat([x_adv, x[k:]]) if k < x.shape[0] else x_adv
         eps = self.attack.eps
         self.step_metrics = {
             "eps": float(eps.max()) if isinstance(eps, Tensor) else float(eps),
-            "adv_fraction": k / batch["x"].shape[0],
+            "adv_fraction": k / x.shape[0],
         }
         return self.loss(model(x), y)
