@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from robustlab.common.errors import DownloadError
-from robustlab.common.io import atomic_path
+from robustlab.common.io import atomic_path, unwritable_reason
 
 __all__ = ["download", "sha256sum"]
 
@@ -327,11 +327,9 @@ def _move_aside(path: Path) -> Path | None:
 def _prepare_folder(url: str, path: Path) -> None:
     """Create the folder of ``path`` and make sure a file can be created there; DownloadError naming it if not."""
     folder = path.parent
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise DownloadError(f"cannot download {url} to {path}: {existing} is a file, not a folder")
+    reason = unwritable_reason(path, folder=False)  # a file among the parents, a folder refusing new files
+    if reason:
+        raise DownloadError(f"cannot download {url} to {path}: {reason}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
