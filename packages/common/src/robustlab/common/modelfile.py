@@ -49,6 +49,7 @@ __all__ = [
     "is_model_file",
     "load_model",
     "load_state_dict_into",
+    "model_from_payload",
     "register_model_class",
     "save_model",
 ]
@@ -192,12 +193,6 @@ def is_model_file(payload: Any) -> bool:
     return isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT
 
 
-def _read(path: Path, map_location: Any) -> dict[str, Any]:
-    from robustlab.common.checkpoint import read_payload
-
-    return read_payload(path, map_location=map_location)
-
-
 def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the model of a model file written by :func:`save_model`, without flags and without executing code.
 
@@ -207,8 +202,21 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
             classes, its arguments do not fit the class, or its weights do not fit the rebuilt model. The message
             names the file.
     """
+    from robustlab.common.checkpoint import read_payload
+
     path = Path(path)
-    payload = _read(path, map_location)
+    return model_from_payload(read_payload(path, map_location=map_location), path, map_location=map_location)
+
+
+def model_from_payload(payload: Any, path: str | os.PathLike, *,
+                       map_location: str | torch.device = "cpu") -> LoadedModel:
+    """:func:`load_model` for a file already read (``checkpoint.read_payload``), e.g. by a caller that first
+    looks at what kind of file it is; ``path`` names it in messages.
+
+    Raises:
+        CheckpointError: as :func:`load_model`.
+    """
+    path = Path(path)
     if not is_model_file(payload):
         raise CheckpointError(_not_a_model_file(path, payload))
     where = f"model file {path}"
@@ -244,11 +252,13 @@ def load_state_dict_into(cls: type[nn.Module] | str, path: str | os.PathLike, *,
     Raises:
         CheckpointError: the file cannot be read, holds no state dict, or its weights do not fit (names the file).
     """
+    from robustlab.common.checkpoint import read_payload
+
     path = Path(path)
     where = f"{path}"
     if isinstance(cls, str):
         cls = _resolve_class(cls, where)
-    payload = _read(path, map_location)
+    payload = read_payload(path, map_location=map_location)
     if is_model_file(payload):
         state = payload.get("weights")
     elif isinstance(payload, dict) and isinstance(payload.get("model"), dict):

@@ -163,7 +163,7 @@ def _load_genomics_model(path: Path):
     """The model of a model file, or a clear error for the training checkpoints of older versions."""
     from robustlab.common.checkpoint import FORMAT, read_payload
     from robustlab.common.errors import CheckpointError
-    from robustlab.common.modelfile import is_model_file, load_model
+    from robustlab.common.modelfile import is_model_file, model_from_payload
 
     payload = read_payload(path)
     if not is_model_file(payload):
@@ -175,7 +175,7 @@ def _load_genomics_model(path: Path):
                     "VARIANT --out model.pt' (and --num-tasks/--length when they are not 1/200)")
         raise CheckpointError(f"{path} is not a model file (a training checkpoint or a plain state dict, without the "
                               f"model's class and arguments): {hint}")
-    loaded = load_model(path)
+    loaded = model_from_payload(payload, path)  # the file is read once
     from robustlab.genomics.models import CNNk, DistNet, LocalNet
 
     if not isinstance(loaded.model, (LocalNet, DistNet, CNNk)) and loaded.preprocessing.get("alphabet") != "ACGT":
