@@ -723,10 +723,12 @@ class _Run:
         t0 = time.perf_counter()
         loss_sum, n_seen, extra = 0.0, 0, {}
         # a bar on a terminal; in a log file a line at 25, 50 and 75 % (the epoch's metrics line follows)
+        shown = self.progress and self.ddp.main
         bar = progress_display(self._batches(), total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
-                               enabled=self.progress and self.ddp.main, unit="step", points=(0.25, 0.5, 0.75),
-                               leave=False, dynamic_ncols=True)
-        refresh = 1 if isinstance(bar, LineProgress) else max(1, self.steps // 50)  # lines: the loss at their step
+                               enabled=shown, unit="step", points=(0.25, 0.5, 0.75), leave=False, dynamic_ncols=True)
+        # the running loss: every step for lines (each shows the loss at its step), 50 times an epoch for a bar,
+        # never when nothing is shown
+        refresh = (1 if isinstance(bar, LineProgress) else max(1, self.steps // 50)) if shown else 0
         for step, batch in enumerate(bar):
             state.step = step
             batch = to_device(batch, self.device, non_blocking=True)
@@ -745,7 +747,7 @@ class _Run:
             n_seen += bs
             for k, v in regime.step_metrics.items():
                 extra[k] = extra.get(k, 0.0) + v * bs
-            if step % refresh == 0:
+            if refresh and step % refresh == 0:
                 bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", refresh=False)
         bar.close()
         self._step_schedulers("epoch")
