@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -543,7 +544,7 @@ def _execute(recipe: Recipe, r: _Run, profile: Any, asked: Mapping[str, Any], sh
              grid_size: int) -> dict[str, Any]:
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
-    head = {
+    record: dict[str, Any] = {
         "recipe": recipe.name,
         "run_id": r.id,
         "index": r.index,
@@ -555,16 +556,16 @@ def _execute(recipe: Recipe, r: _Run, profile: Any, asked: Mapping[str, Any], sh
     try:
         result = recipe.run(dict(r.spec), profile)
     except DivergenceError as e:
-        return {
-            **head,
-            "status": "diverged",
-            "reason": f"{type(e).__name__}: {e}",
-            "seconds": round(time.perf_counter() - t0, 4),
-            "started": started.isoformat(timespec="seconds"),
-            "versions": _versions(),
-            "platform": _platform(),
-        }
-    seconds = time.perf_counter() - t0
+        record.update(status="diverged", reason=f"{type(e).__name__}: {e}")
+    else:
+        record.update(status="ok", **_outcome(recipe, r, result))
+    record.update(seconds=round(time.perf_counter() - t0, 4), started=started.isoformat(timespec="seconds"),
+                  versions=_versions(), platform=_platform())
+    return record
+
+
+def _outcome(recipe: Recipe, r: _Run, result: Any) -> dict[str, Any]:
+    """A run's ``metrics`` (its numbers) and ``extras`` (anything else JSON holds)."""
     if not isinstance(result, Mapping):
         raise TypeError(f"recipe {recipe.name!r}: run() must return a dict of metrics, got {type(result).__name__}")
     metrics: dict[str, float] = {}
@@ -580,16 +581,7 @@ def _execute(recipe: Recipe, r: _Run, profile: Any, asked: Mapping[str, Any], sh
         extras = _jsonable(extras)
     except TypeError as e:
         raise TypeError(f"recipe {recipe.name!r}: run {r.id!r} returned a value that is not JSON: {e}") from None
-    return {
-        **head,
-        "status": "ok",
-        "metrics": metrics,
-        "extras": extras,
-        "seconds": round(seconds, 4),
-        "started": started.isoformat(timespec="seconds"),
-        "versions": _versions(),
-        "platform": _platform(),
-    }
+    return {"metrics": metrics, "extras": extras}
 
 
 @functools.lru_cache(maxsize=1)
@@ -631,17 +623,18 @@ def _diverged_note(rows: str, grid: list[_Run], diverged: Sequence[Mapping[str, 
     """``Diverged, left out of the means: a: 1 of 2 runs (row=a_seed=1: reason); ...``, per row of the table."""
     by_row: dict[str, list[Mapping[str, Any]]] = {}
     for rec in diverged:
-        by_row.setdefault(str(rec["spec"].get(rows)), []).append(rec)
-    total: dict[str, int] = {}
-    for r in grid:
-        key = str(r.spec.get(rows))
-        total[key] = total.get(key, 0) + 1
+        by_row.setdefault(_row_key(rec["spec"], rows), []).append(rec)
+    total = Counter(_row_key(r.spec, rows) for r in grid)
     parts = []
     for key, recs in by_row.items():
         runs = ", ".join(f"{rec['run_id']}: {_short(rec.get('reason', ''))}" for rec in recs)
         parts.append(f"{key}: {len(recs)} of {total.get(key, len(recs))} runs ({runs})")
     return ("Diverged, left out of the means: " + "; ".join(parts)
             + ". A diverged run is done; delete its file under runs/ to run it again.")
+
+
+def _row_key(spec: Mapping[str, Any], rows: str) -> str:
+    return str(spec.get(rows))
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -652,16 +645,13 @@ def _short(text: str, limit: int = 300) -> str:
 def _mark_diverged(table: Table, rows: str, grid: list[_Run], diverged: Sequence[Mapping[str, Any]]) -> Table:
     """``table`` with its diverged runs counted: ``1 (+1 diverged)`` in a ``runs`` column, a ``diverged``
     column in the CSV records (rows found by their ``rows`` key), and the note listing them."""
-    counts: dict[str, int] = {}
-    for rec in diverged:
-        key = str(rec["spec"].get(rows))
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(_row_key(rec["spec"], rows) for rec in diverged)
     cells = [list(row) for row in table.rows]
     records = [dict(rec) for rec in table.records]
     col = table.header.index("runs") if "runs" in table.header else None
     if len(cells) == len(records) and any(rows in rec for rec in records):
         for row, rec in zip(cells, records):
-            k = counts.get(str(rec.get(rows)), 0)
+            k = counts[_row_key(rec, rows)]
             rec["diverged"] = k
             if k and col is not None and col < len(row):
                 row[col] = f"{row[col]} (+{k} diverged)"
