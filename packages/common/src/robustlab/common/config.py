@@ -282,11 +282,13 @@ def check_device(device: str, *, what: str = "device") -> str:
             device (or ``N`` beyond the last one), ``mps`` without MPS; the message names the value.
     """
     text = _device_name(device, what)
+    if text in ("cpu", "auto"):
+        return text
+    try:
+        import torch
+    except ModuleNotFoundError:
+        raise ConfigError(f"{what} {text!r}: torch is not installed") from None
     if text.startswith("cuda"):
-        try:
-            import torch
-        except ModuleNotFoundError:
-            raise ConfigError(f"{what} {text!r}: torch is not installed") from None
         if not torch.cuda.is_available():
             raise ConfigError(f"{what} {text!r}: no CUDA device is available on this machine "
                               "(torch.cuda.is_available() is False); use 'cpu', or 'auto' to take a GPU when there is one")
@@ -294,13 +296,8 @@ def check_device(device: str, *, what: str = "device") -> str:
         if ":" in text and int(text.split(":", 1)[1]) >= n:
             raise ConfigError(f"{what} {text!r}: this machine has {n} CUDA device{'s' * (n != 1)} "
                               f"(cuda:0 .. cuda:{n - 1})")
-    elif text == "mps":
-        try:
-            import torch
-        except ModuleNotFoundError:
-            raise ConfigError(f"{what} {text!r}: torch is not installed") from None
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"{what} {text!r}: MPS (Apple GPU) is not available on this machine; use 'cpu' or 'auto'")
+    elif not torch.backends.mps.is_available():  # the only other name: mps
+        raise ConfigError(f"{what} {text!r}: MPS (Apple GPU) is not available on this machine; use 'cpu' or 'auto'")
     return text
 
 
