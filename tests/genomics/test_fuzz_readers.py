@@ -231,7 +231,7 @@ def test_truncated_jaspar_names_the_motif_and_line(tmp_path, cut, match):
     assert "cut.jaspar" in str(e.value) and "truncated" in str(e.value)
 
 
-@pytest.mark.parametrize("data, match", [
+BAD_JASPAR = [
     (b"", "holds no motifs"),
     (HTML_ERROR_PAGE, r"is an HTML or XML page"),
     (b"MA0001.1 AGL3\n" + JASPAR.split(b"\n", 1)[1],  # the first '>' lost: read as a pfm, and said so
@@ -239,15 +239,8 @@ def test_truncated_jaspar_names_the_motif_and_line(tmp_path, cut, match):
     (JASPAR.replace(b"79", b"nan"), r"line 1: motif MA0001\.1 AGL3: counts must be finite"),
     (JASPAR + JASPAR[: JASPAR.index(b">MA9999")], r"line 11: motif ID 'MA0001\.1' repeats that of line 1"),
     (JASPAR.replace(b"T  [ 2 19 11 50 ]", b"T  [ 2 19 11 50 ]\nT  [ 1 1 1 1 ]"), r"line 6: .*fifth row"),
-])
-def test_bad_jaspar_files_name_the_file_and_line(tmp_path, data, match):
-    path = write_input(tmp_path / "bad.jaspar", data)
-    with pytest.raises(DataError, match=match) as e:
-        read_motifs(path)
-    assert "bad.jaspar" in str(e.value)
-
-
-@pytest.mark.parametrize("data, match", [
+]
+BAD_MEME = [
     (MEME[: MEME.rindex(b"  0.000000  1.0")], r"line 12: motif MA9999\.1 Toy .*1 row but w= 2.*truncated"),
     (MEME[: MEME.index(b"letter-probability")], r"line 10: motif MA9999\.1 Toy has no letter-probability"),
     (MEME.replace(b"1.000000", b"nan", 1), r"line 10: motif MA9999\.1 Toy: counts must be finite"),
@@ -255,12 +248,16 @@ def test_bad_jaspar_files_name_the_file_and_line(tmp_path, data, match):
     (MEME.replace(b"ALPHABET= ACGT", b"ALPHABET= ACDEFGHIKLMNPQRSTVWY"), r"line 3: .*DNA"),
     (MEME.replace(b"0.250000  0.250000  0.250000  0.250000", b"0.25 0.25 0.25"), r"line 17: .*3 values"),
     (MEME.replace(b"MEME version 4", b"MEME version 4\n<html>"), r"line 2: .*<html>"),
-])
-def test_bad_meme_files_name_the_file_motif_and_line(tmp_path, data, match):
-    path = write_input(tmp_path / "bad.meme", data)
+]
+
+
+@pytest.mark.parametrize("name, data, match", [("bad.jaspar", *case) for case in BAD_JASPAR]
+                         + [("bad.meme", *case) for case in BAD_MEME])
+def test_bad_motif_files_name_the_file_motif_and_line(tmp_path, name, data, match):
+    path = write_input(tmp_path / name, data)
     with pytest.raises(DataError, match=match) as e:
         read_motifs(path)
-    assert "bad.meme" in str(e.value)
+    assert name in str(e.value)
 
 
 # -- NPZ ------------------------------------------------------------------------------------------------------
