@@ -32,7 +32,7 @@ from robustlab.common.errors import ConfigError
 from robustlab.common.regimes.base import Regime
 from robustlab.common.tasks import Task, get_task
 
-__all__ = ["REGIME_NAMES", "TrainConfig", "build_regime", "task_metrics", "train"]
+__all__ = ["REGIME_NAMES", "TrainConfig", "build_regime", "l2_param_groups", "task_metrics", "train"]
 
 REGIME_NAMES = (
     "erm", "noise", "adversarial", "fast_adversarial", "trades",
@@ -56,6 +56,8 @@ class TrainConfig:
             restored when there is validation data).
         monitor: the validation metric that picks the best epoch, e.g. ``"val_macro_f1"``; default per task
             (see :func:`task_metrics`).
+        restore: with validation data, which weights the model holds at the end: ``"best"`` (the epoch best by
+            ``monitor``) or ``"last"`` (the final epoch's; ``best.pt`` is still written).
         unlabeled_batch_size: batch size of the unlabelled loader; default ``batch_size``.
         epoch_length: ``"labeled"`` or ``"unlabeled"``: which loader sets the epoch (see ``fit``).
         val_batch_size: batch size of validation.
@@ -74,6 +76,7 @@ class TrainConfig:
     momentum: float = 0.9
     patience: int | None = None
     monitor: str | None = None
+    restore: str = "best"
     unlabeled_batch_size: int | None = None
     epoch_length: str = "labeled"
     val_batch_size: int = 512
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.restore not in ("best", "last"):
+            raise ConfigError(f"TrainConfig.restore must be 'best' or 'last', got {self.restore!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"TrainConfig.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.patience is not None and self.patience < 1:
@@ -207,6 +212,46 @@ def _optimizer(model: nn.Module, regime: Regime, config: TrainConfig) -> torch.o
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+def l2_param_groups(
+    model: nn.Module,
+    coefficient: float,
+    *,
+    penalized: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups that add ``coefficient * sum(w ** 2)`` over the weights and biases of the
+    ``penalized`` layers to the loss, and nothing for the other parameters (batch norm, embeddings, ...).
+
+    For an optimizer with coupled L2 (``torch.optim.Adam``/``SGD`` ``weight_decay``, which adds
+    ``weight_decay * w`` to the gradient), ``weight_decay = 2 * coefficient`` on those parameters is exactly the
+    gradient of the penalty, so the training steps equal those of ``loss + coefficient * sum(w ** 2)`` (the
+    reported loss leaves the penalty out). This is the L2 of Keras/TensorFlow code such as ``deepomics``
+    (``reg = l2 * reduce_sum(square(params))`` over the convolution and dense layers), as opposed to weight decay on
+    every parameter.
+
+    Args:
+        model: the network.
+        coefficient: the penalty's coefficient, ``>= 0``.
+        penalized: the layer types whose parameters are penalized.
+
+    Returns:
+        ``[{"params": penalized, "weight_decay": 2 * coefficient}, {"params": others, "weight_decay": 0.0}]``,
+        empty groups left out; pass it as the optimizer's first argument.
+    """
+    if not (coefficient >= 0 and math.isfinite(coefficient)):
+        raise ConfigError(f"l2_param_groups: coefficient must be finite and >= 0, got {coefficient}")
+    seen: set[int] = set()
+    penal: list[nn.Parameter] = []
+    for module in model.modules():
+        if isinstance(module, penalized):
+            for p in module.parameters(recurse=False):
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    penal.append(p)
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in seen]
+    groups = [{"params": penal, "weight_decay": 2.0 * coefficient}, {"params": others, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 def train(
     model: nn.Module,
     regime: Regime | str,
@@ -275,6 +320,7 @@ def train(
         kwargs["val_loader"] = DataLoader(_dataset(val_data, "val_data"), batch_size=config.val_batch_size)
         kwargs["metrics"] = dict(metrics) if metrics is not None else default_metrics
         kwargs["early_stopping"] = EarlyStopping(monitor=monitor, mode=mode, patience=config.patience or config.epochs)
+        kwargs["restore_best"] = config.restore == "best"
     return fit(model, regime, loader, optimizer=optimizer, epochs=config.epochs, out_dir=out_dir, resume=resume,
                device=config.device, grad_clip=config.grad_clip, progress=progress, divergence=config.divergence,
                **kwargs)

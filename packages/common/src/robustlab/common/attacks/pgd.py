@@ -22,7 +22,7 @@ def harmonic_steps(steps: int = 20, *, scale: float = 0.1, offset: int = 10) -> 
     Examples::
 
         >>> round(sum(harmonic_steps()), 4)
-        0.1129
+        0.1133
     """
     if steps < 1 or offset < 1 or not scale > 0:
         raise ValueError(f"harmonic_steps needs steps >= 1, offset >= 1 and scale > 0, got {steps}, {offset}, {scale}")
