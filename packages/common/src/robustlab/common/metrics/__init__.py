@@ -2,9 +2,11 @@
 
 Classification metrics follow scikit-learn's definitions and the ECG literature's names (sensitivity, positive
 predictivity); regression metrics (MAE, RMSE, R²) follow scikit-learn's, averaged uniformly over outputs;
-robustness metrics run any ``attack(x, y) -> x_adv`` over a loader.
+robustness metrics run any ``attack(x, y) -> x_adv`` over a loader; :func:`paired_claim` decides a paper's
+"A scores higher than B" from seeded runs (interval across seeds, paired test within them).
 """
 
+from robustlab.common.metrics.claims import PairedClaim, paired_claim, seed_interval
 from robustlab.common.metrics.classification import (
     accuracy,
     aupr,
@@ -31,4 +33,7 @@ __all__ = [
     "predict",
     "robust_accuracy",
     "attack_success_rate",
+    "PairedClaim",
+    "paired_claim",
+    "seed_interval",
 ]
