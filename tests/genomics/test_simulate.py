@@ -7,6 +7,7 @@ from robustlab.common.errors import DataError
 from robustlab.genomics.data.motifs import KOO2019_CORE_MOTIFS, KOO_EDDY2019_MOTIFS, Motif, jaspar_motifs
 from robustlab.genomics.data.simulate import (
     KOO2019_MOTIF_COUNTS,
+    KOO2019_OTHER_IDS,
     KOO_EDDY2019_MOTIF_COUNTS,
     SimulatedDataset,
     koo2019_other_motifs,
@@ -67,12 +68,63 @@ def test_seed_determinism_and_difference():
     assert not np.array_equal(e1.x, simulate_koo_eddy2019(200, seed=4).x)
 
 
-def test_other_motifs_are_a_fixed_choice_of_50_non_core():
+class _Py27IntSet:
+    """CPython 2.7's set table (setobject.c: open addressing, ``i = 5 * i + perturb + 1``, ``perturb >>= 5``,
+    resized to the smallest power of two above ``4 * used`` when two thirds full) for ints, whose hash is their
+    value; enough to replay the iteration order of the authors' notebook."""
+
+    def __init__(self) -> None:
+        self.table: list[int | None] = [None] * 8
+        self.used = 0
+
+    def _slot(self, table: list[int | None], key: int) -> int:
+        mask = len(table) - 1
+        i = perturb = key
+        j = i & mask
+        while table[j] is not None:
+            i = (i << 2) + i + perturb + 1
+            j = i & mask
+            perturb >>= 5
+        return j
+
+    def add(self, key: int) -> None:
+        if key in self.table:
+            return
+        self.table[self._slot(self.table, key)] = key
+        self.used += 1
+        if self.used * 3 >= len(self.table) * 2:  # no deletions: fill == used
+            size = 8
+            while size <= self.used * 4:
+                size <<= 1
+            old, self.table = self.table, [None] * size
+            for k in old:
+                if k is not None:
+                    self.table[self._slot(self.table, k)] = k
+
+    def __iter__(self):
+        return (k for k in self.table if k is not None)
+
+
+def test_other_motifs_are_the_authors_draw():
+    # The notebook (Python 2.7.12): np.random.seed(22); permutation(519)[:65];
+    # list(set(index) - set([4, 5, 12, 15, 17, 18, 20, 36, 42, 60]))[:50]. 2.7's set difference builds a new set
+    # by adding the kept keys in the first set's table order.
+    drawn = _Py27IntSet()
+    for i in np.random.RandomState(22).permutation(519)[:65]:  # the stream of np.random.seed(22)
+        drawn.add(int(i))
+    removed = {4, 5, 12, 15, 17, 18, 20, 36, 42, 60}
+    kept = _Py27IntSet()
+    for i in drawn:
+        if i not in removed:
+            kept.add(i)
+    pool = jaspar_motifs(release=2016)
+    assert len(pool) == 519
+    expected = [pool[i].matrix_id for i in list(kept)[:50]]
+    assert list(KOO2019_OTHER_IDS) == expected
     others = koo2019_other_motifs()
-    assert len(others) == 50 and len({m.matrix_id for m in others}) == 50
+    assert [m.matrix_id for m in others] == expected
     assert not {m.name for m in others} & set(KOO2019_CORE_MOTIFS)
-    assert [m.matrix_id for m in koo2019_other_motifs()] == [m.matrix_id for m in others]
-    assert simulate_koo2019(10, seed=0).motif_ids[5:] == simulate_koo2019(10, seed=99).motif_ids[5:]
+    assert simulate_koo2019(10, seed=0).motif_ids[5:] == tuple(expected)
 
 
 # -- the generating distribution ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from robustlab.genomics.data.motifs import KOO2019_CORE_MOTIFS, KOO_EDDY2019_MOT
 
 __all__ = [
     "KOO2019_MOTIF_COUNTS",
+    "KOO2019_OTHER_IDS",
     "KOO_EDDY2019_MOTIF_COUNTS",
     "SimulatedDataset",
     "koo2019_other_motifs",
@@ -44,8 +45,22 @@ KOO2019_MOTIF_COUNTS = {3: 0.50, 4: 0.25, 5: 0.17, 6: 0.05, 7: 0.03}
 KOO_EDDY2019_MOTIF_COUNTS = {1: 0.50, 2: 0.25, 3: 0.17, 4: 0.05, 5: 0.03}
 """Motifs per sequence in the koo_eddy2019 task: the same shape shifted to 1-5, as in Koo & Eddy's code."""
 
-KOO2019_OTHERS_SEED = 2019
-"""Seed of the fixed choice of the 50 non-core JASPAR 2016 motifs (independent of the simulation seed)."""
+KOO2019_OTHER_IDS = (
+    "MA0909.1", "MA0004.1", "MA0006.1", "MA0913.1", "MA0786.1", "MA0507.1", "MA0663.1", "MA0664.1", "MA0464.2",
+    "MA0667.1", "MA0668.1", "MA0482.1", "MA0763.1", "MA0038.1", "MA0124.2", "MA0489.1", "MA0046.2", "MA0492.1",
+    "MA0050.2", "MA0498.2", "MA0830.1", "MA0063.1", "MA0823.1", "MA0697.1", "MA0682.1", "MA0701.1", "MA0512.2",
+    "MA0513.1", "MA0471.1", "MA0080.4", "MA0838.1", "MA0083.3", "MA0084.1", "MA0593.1", "MA0850.1", "MA0724.1",
+    "MA0853.1", "MA0103.2", "MA0599.1", "MA0600.2", "MA0161.1", "MA0863.1", "MA0057.1", "MA0610.1", "MA0870.1",
+    "MA0882.1", "MA0749.1", "MA0752.1", "MA0142.1", "MA0143.3",
+)
+"""The JASPAR 2016 matrix IDs of the 50 non-core motifs of the koo2019 negatives, as the authors' notebook draws
+them (``koo-lab/uncovering_regulatory_codes`` at 346b36d, ``code/0_Generate_Synthetic_Dataset.ipynb``): after
+``np.random.seed(22)``, ``np.random.permutation(519)[:65]`` over JASPAR 2016 CORE vertebrates non-redundant (the
+repository's ``data/pfm_vertebrates.txt``, the same 519 matrices in the same order as pyjaspar's), then
+``list(set(index) - set([4, 5, 12, 15, 17, 18, 20, 36, 42, 60]))[:50]`` under the notebook's Python 2.7.12. That
+set's iteration order is CPython 2.7's hash-table order; ``tests/genomics/test_simulate.py`` re-derives the list
+by replaying the draw and the 2.7 table. (The removed values are meant as positions among the 65 but act as
+matrix indices, none of which was drawn, so nothing is removed; none of the 50 is a core factor.)"""
 
 _FORMAT = "robustlab.genomics.SimulatedDataset/1"
 _MAX_REDRAWS = 1000
@@ -255,17 +270,14 @@ def _check_values(ds: SimulatedDataset) -> str | None:
 # -- the two tasks --------------------------------------------------------------------------------------------
 
 
-def koo2019_other_motifs(n: int = 50) -> list[Motif]:
-    """The fixed set of non-core motifs of the koo2019 negatives.
-
-    ``n`` motifs drawn without replacement (seed :data:`KOO2019_OTHERS_SEED`) from JASPAR 2016 CORE vertebrates
-    (519 motifs, sorted by matrix ID) minus the five core factors, returned in matrix-ID order. The paper says
-    only "50 other JASPAR motifs"; fixing the choice makes every koo2019 data set use the same negatives' motifs
-    whatever its seed.
-    """
-    pool = [m for m in jaspar_motifs(release=2016) if m.name not in KOO2019_CORE_MOTIFS]
-    pick = np.random.default_rng(KOO2019_OTHERS_SEED).choice(len(pool), size=n, replace=False)
-    return [pool[i] for i in np.sort(pick)]
+def koo2019_other_motifs() -> list[Motif]:
+    """The 50 non-core motifs of the koo2019 negatives: :data:`KOO2019_OTHER_IDS` from JASPAR 2016 (pyjaspar),
+    in the authors' order."""
+    by_id = {m.matrix_id: m for m in jaspar_motifs(release=2016)}
+    missing = [i for i in KOO2019_OTHER_IDS if i not in by_id]
+    if missing:
+        raise DataError(f"JASPAR 2016 CORE vertebrates (pyjaspar) lacks the koo2019 motifs {', '.join(missing)}")
+    return [by_id[i] for i in KOO2019_OTHER_IDS]
 
 
 def simulate_koo2019(
