@@ -167,13 +167,21 @@ def test_motif_mask_from_generating_matrix():
     p[0, :, 3] = [0.97, 0.01, 0.01, 0.01]
     p[0, :, 4] = [0.28, 0.24, 0.24, 0.24]  # about 0.004 bits: inside the motif but below threshold
     p[0, :, 5] = [0.01, 0.01, 0.01, 0.97]
-    mask, keep = motif_mask(p, threshold=0.1)
+    mask, keep = motif_mask(p, rule="strict", threshold=0.1)
     assert mask[0].tolist() == [False] * 3 + [True, False, True] + [False] * 4
     assert keep[0].tolist() == [True] * 4 + [False] + [True] * 5
     importance = np.arange(10.0)[None] * 0 + mask  # perfect on the kept positions
     importance[0, 4] = 5.0  # would hurt if position 4 counted as a negative
     out = interpretability_scores(importance, mask, exclude=~keep)
     assert out["auroc"][0] == 1.0
+    # The authors' rule: every column with information > 0 is a motif position, every position is scored.
+    mask0, keep0 = motif_mask(p)
+    assert mask0[0].tolist() == [False] * 3 + [True, True, True] + [False] * 4 and keep0.all()
+    assert interpretability_scores(importance, mask0)["auroc"][0] == 1.0  # position 4 (5.0) is now a positive
+    # float32 generating matrices, as the simulations store them: a uniform column is exactly 0 bits
+    assert not motif_mask(np.full((2, 4, 5), 0.25, dtype=np.float32))[0].any()
+    with pytest.raises(ValueError, match="rule"):
+        motif_mask(p, rule="loose")
 
 
 def test_summarize_scores():

@@ -5,7 +5,7 @@ classifier of the ground-truth motif positions: the per-sequence AUROC and AUPR 
 mask, reported as a distribution over (positive) test sequences. :func:`reduce_attribution` does the reduction,
 :func:`interpretability_scores` the scoring (with :func:`robustlab.common.metrics.auroc` and
 :func:`~robustlab.common.metrics.aupr`), :func:`summarize_scores` the summary, and :func:`motif_mask` derives the
-mask from the generating probability matrix the way the authors did.
+mask from the generating probability matrix the way the authors did (or by a stricter rule).
 
 Reference:
     Koo, P. K., Qian, S., Kaplun, G., Volf, V., Kalimeris, D. "Robust Neural Networks are More Interpretable for
@@ -21,7 +21,7 @@ import numpy as np
 from robustlab.common.arrays import to_numpy
 from robustlab.common.metrics import aupr, auroc
 
-__all__ = ["REDUCTIONS", "reduce_attribution", "motif_mask", "interpretability_scores", "summarize_scores"]
+__all__ = ["MASK_RULES", "REDUCTIONS", "reduce_attribution", "motif_mask", "interpretability_scores", "summarize_scores"]
 
 REDUCTIONS = ("grad_times_input", "observed", "sum", "l2")
 
@@ -76,31 +76,46 @@ def reduce_attribution(attr: Any, x: Any, *, how: str = "grad_times_input") -> n
     return np.where(count > 0, (a * observed).sum(-2) / np.maximum(count, 1), 0.0)
 
 
-def motif_mask(pwm_matrix: Any, *, threshold: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """Ground truth from a generating probability matrix, as in the authors' evaluation code.
+MASK_RULES = ("koo2019", "strict")
 
-    A position is a motif position when the information content of its generating column,
-    ``2 + sum_c p_c log2 p_c``, exceeds ``threshold`` bits. Motif positions of lower information (uninformative
-    columns inside a motif) are neither positive nor negative: they are left out of the scoring, and only the
-    background positions (the minimum information of the sequence, 0 for a uniform background) serve as
-    negatives.
+
+def motif_mask(pwm_matrix: Any, *, rule: str = "koo2019", threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth from a generating probability matrix.
+
+    The information content of each generating column is ``2 + sum_c p_c log2 p_c`` bits (``0 log 0 = 0``, so a
+    uniform background column has exactly 0).
+
+    - ``rule="koo2019"`` (the authors' evaluation, ``code/3_interpretability_analysis.py`` of
+      ``koo-lab/uncovering_regulatory_codes`` at 346b36d): a position is a motif position when its information
+      exceeds ``threshold`` (default 0), and every position is scored.
+    - ``rule="strict"``: motif positions are those above ``threshold`` (default 0.1 bit); motif positions of lower
+      information (uninformative columns inside a motif) are neither positive nor negative: they are left out,
+      and only the background positions (the minimum information of the sequence) serve as negatives.
 
     Args:
         pwm_matrix: the per-position generating probabilities of each sequence (columns sum to 1).
+        rule: ``"koo2019"`` or ``"strict"``.
         threshold: information in bits above which a position counts as a motif position.
 
     Returns:
         ``(mask, keep)``: boolean arrays; ``mask`` marks motif positions, ``keep`` the positions to score
-        (pass ``exclude=~keep`` to :func:`interpretability_scores`).
+        (pass ``exclude=~keep`` to :func:`interpretability_scores`; all True for ``"koo2019"``).
 
     Shape:
         pwm_matrix: ``(N, 4, L)``; returns two ``(N, L)`` arrays.
     """
+    if rule not in MASK_RULES:
+        raise ValueError(f"rule must be one of {MASK_RULES}, got {rule!r}")
     p = to_numpy(pwm_matrix).astype(np.float64, copy=False)
     if p.ndim != 3 or p.shape[1] != 4:
         raise ValueError(f"pwm_matrix must have shape (N, 4, L), got {p.shape}")
-    info = 2.0 + np.sum(p * np.log2(p + 1e-10), axis=1)
-    mask = info > threshold
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+    info = 2.0 + plogp.sum(axis=1)
+    if rule == "koo2019":
+        mask = info > (0.0 if threshold is None else threshold)
+        return mask, np.ones_like(mask)
+    mask = info > (0.1 if threshold is None else threshold)
     keep = mask | np.isclose(info, info.min(axis=1, keepdims=True))
     return mask, keep
 
