@@ -66,7 +66,7 @@ def simulate(task: str, n: int | None, seed: int, length: int, out: Path) -> Non
 
 
 _ARCHS = ("localnet", "distnet", "cnnk")
-_VARIANTS = ("standard", "regularized", "noise", "adversarial")
+_VARIANTS = ("standard", "regularized", "noise", "regularized+noise", "adversarial", "regularized+adversarial")
 _METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradients", "expected_gradients")
 
 
@@ -96,7 +96,10 @@ _METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradie
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show training progress.")
 def train(data: Path, arch: str, variant: str, epochs: int, batch_size: int, lr: float, adv_steps: int,
           adv_warmup: int, seed: int, split_seed: int, device: str, out: Path, resume: bool, progress: bool) -> None:
-    """Train ARCH with VARIANT on the train part of --data, keep the best validation AUROC, report the test AUROC.
+    """Train ARCH with VARIANT on the train part of --data, report the test AUROC.
+
+    The model keeps the weights of its lowest validation loss, or its final weights for the adversarial variants
+    (the rule of the authors' code, koo-lab/uncovering_regulatory_codes at 346b36d).
 
     Writes --out/model.pt, a model file that `robustlab genomics attribute --model` rebuilds with no further
     options. A killed run continues with the same command plus --resume (bit-identical on the CPU); other
@@ -131,8 +134,10 @@ def train(data: Path, arch: str, variant: str, epochs: int, batch_size: int, lr:
                preprocessing={"input": "one-hot DNA (N, 4, length), rows A, C, G, T", "alphabet": "ACGT",
                               "length": int(ds.length)},
                metadata={"command": "genomics train", **options, "data": str(data), "best_epoch": result.best_epoch,
-                         "val_auroc": result.best_value, "test_auroc": m["auroc"], "test_aupr": m["aupr"]})
-    click.echo(f"{arch}/{variant}: {len(result.history)} epochs, best epoch {result.best_epoch}, test AUROC "
+                         "best_val_loss": result.best_value, "kept": config.keep_for(variant),
+                         "test_auroc": m["auroc"], "test_aupr": m["aupr"]})
+    click.echo(f"{arch}/{variant}: {len(result.history)} epochs, best epoch {result.best_epoch} (kept: "
+               f"{config.keep_for(variant)}), test AUROC "
                f"{m['auroc']:.3f}, AUPR {m['aupr']:.3f} -> {out / 'model.pt'}")
 
 
