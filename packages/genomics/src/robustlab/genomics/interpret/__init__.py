@@ -2,8 +2,8 @@
 
 - :mod:`~robustlab.genomics.interpret.scores`: reduce attribution maps to per-position importance and score
   them (per-sequence AUROC / AUPR) against the embedded-motif mask.
-- :mod:`~robustlab.genomics.interpret.filters`: first-layer filters to position probability matrices, and a
-  Tomtom-like comparison with a motif database.
+- :mod:`~robustlab.genomics.interpret.filters`: first-layer filters to position probability matrices, and their
+  comparison with a motif database by Tomtom (memelite's ``tomtom``, with Benjamini-Hochberg q-values).
 - :mod:`~robustlab.genomics.interpret.logos`: sequence logos of attribution maps and score distributions
   (matplotlib and logomaker are imported when a plot is drawn).
 """
