@@ -318,6 +318,143 @@ def score(attributions: Path, data: Path, positives_only: bool, logos: int, out:
                + (f", logos -> {out / 'logos.png'}" if logos else ""))
 
 
+_MAP_KINDS = ("auto", "gradient", "contribution")
+
+
+@genomics.command(short_help="Motifs of attribution maps with TF-MoDISco, matched to JASPAR (HTML report).")
+@click.option("--attributions", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="attributions.npz written by `robustlab genomics attribute` (maps and one-hot sequences).")
+@click.option("--fasta", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The sequences of the maps, in order, for an NPZ without the one-hot sequences 'x'.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The simulated NPZ data set of the same sequences, in order: the report then says which of the "
+                   "motifs embedded in them were recovered.")
+@click.option("--positives-only/--all", default=True, show_default=True,
+              help="With --data: use only the sequences with a positive first target (as `score`).")
+@click.option("--maps", "kind", type=click.Choice(_MAP_KINDS), default="auto", show_default=True,
+              help="gradient: plain gradients (saliency, SmoothGrad), given to TF-MoDISco as hypothetical "
+                   "contributions with gradient x input as contributions; contribution: maps already x input; "
+                   "auto: from the method the NPZ names.")
+@click.option("--motifs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A JASPAR or MEME motif file to match the patterns against, instead of a JASPAR release.")
+@click.option("--jaspar-release", type=click.IntRange(2000, 2100), default=2016, show_default=True,
+              help="The JASPAR release (CORE vertebrates, packaged with pyjaspar) to match against.")
+@click.option("--max-seqlets", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="The most seqlets per metacluster (positive, negative).")
+@click.option("--window", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Width of a seqlet's core (TF-MoDISco's sliding window).")
+@click.option("--flank", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Bases added to each side of a seqlet's core.")
+@click.option("--n-leiden", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Leiden clusterings (seeds) per clustering step.")
+@click.option("--min-metacluster-size", type=click.IntRange(min=1), default=100, show_default=True,
+              help="A metacluster is clustered only with more seqlets than this.")
+@click.option("--q", "q", type=FiniteFloat(0, 1, min_open=True), default=0.05, show_default=True,
+              help="q-value threshold of a significant Tomtom hit.")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Tomtom hits listed per pattern.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="numba threads of TF-MoDISco and Tomtom [default: every core].")
+@click.option("--out", type=OutputDir(), required=True,
+              help="Folder for report.html, logos/*.png, patterns.json and modisco.h5.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="A line per stage (on stderr).")
+def modisco(attributions: Path, fasta: Path | None, data: Path | None, positives_only: bool, kind: str,
+            motifs: Path | None, jaspar_release: int, max_seqlets: int, window: int, flank: int, n_leiden: int,
+            min_metacluster_size: int, q: float, top: int, threads: int | None, out: Path, progress: bool) -> None:
+    """Discover motifs in attribution maps with TF-MoDISco (modisco-lite) and match them to JASPAR with Tomtom.
+
+    Writes --out/report.html (a CWM logo per pattern, seqlet counts, best JASPAR hits with q-values),
+    logos/<pattern>.png, patterns.json (the summary, with every pattern's PPM and CWM) and modisco.h5
+    (modisco-lite's results file). Shrikumar et al. 2018, arXiv:1811.00416.
+    """
+    import numpy as np
+
+    from robustlab.common.errors import DataError
+    from robustlab.common.io import read_npz
+    from robustlab.genomics.interpret.modisco import (
+        NoPatternsError,
+        maps_kind,
+        match_patterns,
+        run_modisco,
+        write_report,
+    )
+
+    def say(line: str) -> None:
+        if progress:
+            click.echo(line, err=True)
+
+    z = read_npz(attributions, required=("attributions",), what="attributions file")
+    maps = z["attributions"]
+    if not np.issubdtype(maps.dtype, np.number) or maps.ndim != 3 or maps.shape[1] != 4 or not len(maps):
+        raise DataError(f"attributions file {attributions}: 'attributions' must be numeric maps of shape (N, 4, L), "
+                        f"got {maps.dtype} {maps.shape}")
+    if not np.isfinite(maps).all():
+        raise DataError(f"attributions file {attributions}: {int((~np.isfinite(maps)).sum())} values of "
+                        "'attributions' are NaN or infinite")
+    if fasta is not None:
+        from robustlab.genomics.data.fasta import read_fasta_dataset
+
+        x, source = read_fasta_dataset(fasta).x, f"{fasta}"
+    elif "x" in z:
+        x, source = z["x"], f"'x' of {attributions}"
+    else:
+        raise DataError(f"attributions file {attributions} holds no one-hot sequences 'x' (it holds "
+                        f"{', '.join(map(repr, z))}); give the sequences with --fasta")
+    if not np.issubdtype(x.dtype, np.number) or x.shape != maps.shape:
+        raise DataError(f"attributions file {attributions}: 'attributions' {maps.shape} and the sequences ({source}) "
+                        f"{x.shape} must have the same shape (N, 4, L)")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all() or (x < 0).any() or (x > 1).any() or (x.sum(axis=1) > 1 + 1e-5).any():
+        raise DataError(f"the sequences ({source}) are not one-hot: values must lie in [0, 1], at most 1 per position")
+    n, _, length = x.shape
+    if window + 2 * flank > length:
+        raise click.UsageError(f"--window {window} and --flank {flank} make seqlets of {window + 2 * flank} bases, "
+                               f"longer than the sequences of {attributions} ({length})")
+    method = str(z["method"]) if "method" in z and z["method"].ndim == 0 else None
+    if kind == "auto":
+        kind = maps_kind(method)
+    truth = None
+    if data is not None:
+        from robustlab.genomics.data.simulate import SimulatedDataset
+
+        ds = SimulatedDataset.load_npz(data)
+        if ds.x.shape != x.shape or not np.array_equal(ds.x, x):
+            raise DataError(f"the sequences of {attributions} are not those of {data} (shapes {x.shape} and "
+                            f"{ds.x.shape}, or different bases)")
+        rows = ds.y[:, 0] > 0.5 if positives_only else np.ones(n, bool)
+        if not rows.any():
+            raise DataError(f"{data} holds no positive sequence (--all uses every sequence)")
+        maps, x = maps[rows], x[rows]
+        embedded = np.unique(ds.motif_index[rows])
+        truth = sorted({ds.motif_names[i] for i in embedded[embedded >= 0]})
+    if motifs is not None:
+        from robustlab.genomics.data.motifs import read_motifs
+
+        database, db_name = read_motifs(motifs), str(motifs)
+    else:
+        from robustlab.genomics.data.motifs import jaspar_motifs
+
+        database, db_name = jaspar_motifs(release=jaspar_release), f"JASPAR {jaspar_release} CORE vertebrates"
+    say(f"TF-MoDISco on {len(maps)} {kind} maps of length {length} ({method or 'method not recorded'}), at most "
+        f"{max_seqlets} seqlets per metacluster ...")
+    try:
+        result = run_modisco(maps, x, kind=kind, max_seqlets=max_seqlets, window=window, flank=flank,
+                             n_leiden_runs=n_leiden, min_metacluster_size=min_metacluster_size, threads=threads)
+    except NoPatternsError as e:
+        raise DataError(f"{attributions}: {e}") from None
+    n_pos = sum(p.metacluster == "positive" for p in result.patterns)
+    say(f"{len(result)} patterns ({n_pos} positive, {len(result) - n_pos} negative) in {result.seconds:.1f} s; "
+        f"Tomtom against {db_name} ({len(database)} motifs) ...")
+    matches = match_patterns(result, database, threads=threads)
+    summary = write_report(result, matches, out, q=q, top=top, true_names=truth, database=db_name, progress=say)
+    best = ", ".join(f"{r['pattern'].replace('_patterns.pattern', '')} {r['best_match']} (q {r['best_q_value']:.2g})"
+                     for r in summary["patterns"][:5])
+    found = (f"; recovered {len(summary['recovered'])} of the {len(truth)} embedded motifs"
+             f"{': ' + ', '.join(summary['recovered']) if summary['recovered'] else ''}") if truth is not None else ""
+    click.echo(f"{len(result)} TF-MoDISco patterns from {len(maps)} sequences, best hits {best}"
+               f"{', ...' if len(result) > 5 else ''}{found} -> {out / 'report.html'}")
+
+
 def _add_recipe_commands() -> None:
     from robustlab.common.cli import merge_command, reproduce_command
 
