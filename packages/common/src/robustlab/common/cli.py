@@ -481,18 +481,28 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
                   help="Change a profile value, e.g. --set epochs=5 --set eval_eps=0.1,0.2 (repeatable).")
     @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="A TOML run file of profile values, applied before --set.")
-    @click.option("--threads", type=click.IntRange(min=1), help="torch threads (torch.set_num_threads).")
+    @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                  show_default="the number of usable cores; 1 when the profile's device is a GPU",
+                  help="Worker processes running the shard's runs side by side. Each worker uses one torch thread, "
+                       "so the results equal those of --jobs 1 (with --threads 1), digit for digit. --jobs 1 runs "
+                       "them one after another in this process.")
+    @click.option("--threads", type=click.IntRange(min=1),
+                  help="torch threads (torch.set_num_threads) of the runs made in this process: with --jobs 1 (or "
+                       "a single run to do). With --jobs above 1 each worker uses one thread and --threads does "
+                       "not apply.")
     @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
     @_handle_errors
     def command(recipe: str, profile: str, out_dir: Path, shard: tuple[int, int] | None, overrides: tuple[str, ...],
-                config: Path | None, threads: int | None, progress: bool) -> None:
+                config: Path | None, jobs: int | None, threads: int | None, progress: bool) -> None:
         """Run the grid of RECIPE with a profile into --out, then write results.md, results.csv and results.png.
 
         Each run is written as its own JSON file as soon as it finishes; running the same command again skips
         finished runs, so a killed sweep resumes. A folder holds one profile: once a run has finished there,
         asking another profile (or other --set values) is refused. Every value is checked before anything is
         written. Shards (--shard i/n) can share a folder or use their own, merged afterwards with 'robustlab
-        merge'.
+        merge'. The runs of a shard run in --jobs worker processes with one thread each (default: one per
+        usable core); --jobs 1, the default when the profile's device is a GPU, runs them in this process with
+        --threads threads.
         """
         from robustlab.common.recipes import get_recipe, resolve_profile, run_recipe, shard_from_env
 
@@ -523,7 +533,7 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
 
             torch.set_num_threads(threads)
         report = run_recipe(r, profile=profile, out_dir=out_dir, shard=shard, overrides=list(overrides),
-                            config=config, progress=progress)
+                            config=config, progress=progress, jobs=jobs)
         _echo_report(report, f"{len(report.ran)} ran now, {len(report.skipped)} of this shard were already done")
 
     return command

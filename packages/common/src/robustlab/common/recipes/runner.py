@@ -13,6 +13,10 @@ The profile (with its ``--set`` and run-file values) is checked in full before a
 devices, a grid of at least one run. Each file is written atomically, so a killed sweep leaves only finished runs
 behind, and running the same command again skips them. ``robustlab <domain> reproduce`` calls the same functions
 as ``robustlab reproduce``.
+
+The runs of a shard run one after another in this process (``jobs=1``) or in ``jobs`` worker processes started
+with ``spawn``, one torch thread each; every run file is written by this process, and the results are the same
+either way.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import os
 import platform
 import sys
 import time
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +132,7 @@ def run_recipe(
     overrides: Overrides = (),
     config: str | os.PathLike | None = None,
     progress: bool = True,
+    jobs: int | None = None,
 ) -> RecipeReport:
     """Run the runs of ``recipe``'s grid that belong to ``shard`` and are not finished yet, then write the table.
 
@@ -141,29 +146,55 @@ def run_recipe(
             their own folders, merged afterwards with :func:`merge_results`.
         overrides: ``key=value`` strings (or a mapping) changing profile values.
         config: a TOML run file of profile values, applied before ``overrides``.
-        progress: show a progress bar over the runs.
+        progress: show a progress bar over the runs (one bar for the shard, also with several workers).
+        jobs: worker processes running the shard's runs side by side. Default: one per usable core
+            (``len(os.sched_getaffinity(0))``), but 1 when the profile's ``device`` is a GPU (``cuda``, ``mps``,
+            or ``auto`` on a machine with CUDA: the workers would share it); never more than there are runs to
+            do. ``1`` runs them one after another in this process, with this process's torch threads. With more,
+            each worker is a ``spawn``-ed process with one torch thread (``torch.set_num_threads(1)``,
+            ``set_num_interop_threads(1)``, ``OMP_NUM_THREADS=MKL_NUM_THREADS=1``) that loads the recipe by its
+            name through the registry, gets the resolved profile and returns each run's record; this process
+            writes the run files as they come back, draws the one progress bar and writes the table. Each run
+            seeds itself, so the results are those of ``jobs=1`` with one thread, digit for digit (with more
+            threads, a recipe whose sums split across threads can differ in the last digits); ``ran`` is in grid
+            order whatever the order in which the runs finish. Starting a worker costs seconds (it imports torch
+            and the recipe). A script calling this with ``jobs > 1`` needs the usual
+            ``if __name__ == "__main__":`` guard (the workers import the script's module).
 
     Returns:
         A :class:`RecipeReport`.
 
     Raises:
         ConfigError: unknown profile, bad override, a value out of its range, a device this machine does not
-            have, an empty grid, or a bad shard; all are found (by :func:`resolve_profile`) before anything is
-            written, so a bad value never leaves a ``profile.json`` behind.
-        RobustlabError: ``out_dir`` holds finished runs of another profile (or other profile values), or a stored
-            run file is unreadable or does not match the grid.
+            have, an empty grid, a bad shard, a ``jobs`` below 1, or ``jobs > 1`` for a recipe a worker cannot
+            load by its name (not registered by an installed distribution, or another object than the registered
+            one); all are found before anything is written, so a bad value never leaves a ``profile.json``
+            behind. With the default ``jobs`` such a recipe runs in this process.
+        RobustlabError: ``out_dir`` holds finished runs of another profile (or other profile values), a stored
+            run file is unreadable or does not match the grid, or a worker process died (killed, out of memory).
 
     A run that raises :class:`~robustlab.common.errors.DivergenceError` (the engine's verdict on a loss that grew
     by orders of magnitude or weights no longer finite) is written as a diverged run, ``status: "diverged"`` with
     the reason and no metrics, and the sweep goes on; such a run counts as done (delete its file to run it
     again), is left out of the table's means and is listed under the table. Any other exception stops the sweep:
-    the runs finished before it stay on disk, and running the same call again continues from there.
+    the runs finished before it stay on disk, and running the same call again continues from there. A worker's
+    exception is raised here with its type and message (its traceback in the worker is the ``__cause__``); the
+    runs still in progress in the other workers are stopped, as on Ctrl-C, and run again on resume.
     """
     from robustlab.common.progress import progress as progress_display
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     i, n = _check_shard(shard)
+    _check_jobs(jobs)
     p = resolve_profile(recipe, profile, overrides=overrides, config=config)  # everything checked: nothing written yet
+    workers = jobs if jobs is not None else _default_jobs(p)
+    if workers > 1:
+        why = _why_not_loadable(recipe)
+        if why and jobs is not None:
+            raise ConfigError(f"jobs={jobs} runs the runs in worker processes that load recipe {recipe.name!r} by its "
+                              f"name through the registry, but {why}; use jobs=1 (--jobs 1) to run it in this process")
+        if why:
+            workers = 1
     out = Path(out_dir)
     asked = _profile_record(recipe, profile, p)
     grid = _grid(recipe, p)
@@ -176,35 +207,47 @@ def run_recipe(
     todo = [r for r in grid if r.index % n == i]
     skipped = [r.id for r in todo if r.id in existing]
     pending = [r for r in todo if r.id not in existing]
-    ran: list[str] = []
+    ran: list[_Run] = []
     shard_text = f" shard {i}/{n}" if n > 1 else ""
     # in a log: a line after every run (a run takes seconds to hours)
     bar = progress_display(total=len(todo), initial=len(skipped), unit="run", enabled=progress,
                            desc=f"{recipe.name} [{profile}{shard_text}]", dynamic_ncols=True, file=sys.stderr,
                            points=[k / len(todo) for k in range(1, len(todo) + 1)] if todo else ())
+
+    def finished(r: _Run, record: dict[str, Any]) -> None:
+        path = out / "runs" / f"{r.id}.json"
+        atomic_write_json(path, record)
+        if _is_diverged(record):
+            bar.write(f"{recipe.name}: run {r.id} diverged ({record['reason']}); recorded as diverged in {path} "
+                      "and left out of the table (delete that file to run it again)", file=sys.stderr)
+        ran.append(r)
+        bar.update(1)
+
+    def failed(r: _Run, stopped: Sequence[_Run] = ()) -> None:
+        also = f" (the runs stopped in progress, {', '.join(s.id for s in stopped)}, run again then)" if stopped else ""
+        bar.write(
+            f"{recipe.name}: run {r.id} (grid index {r.index}) failed; the {len(existing) + len(ran)} "
+            f"finished runs are kept in {out / 'runs'}; run the same command again to resume{also}",
+            file=sys.stderr,
+        )
+
     try:
-        for r in pending:
-            bar.set_postfix_str(r.id, refresh=True)
-            try:
-                record = _execute(recipe, r, p, asked, (i, n), len(grid))
-            except Exception:
-                bar.write(
-                    f"{recipe.name}: run {r.id} (grid index {r.index}) failed; the {len(existing) + len(ran)} "
-                    f"finished runs are kept in {out / 'runs'}; run the same command again to resume",
-                    file=sys.stderr,
-                )
-                raise
-            path = out / "runs" / f"{r.id}.json"
-            atomic_write_json(path, record)
-            if _is_diverged(record):
-                bar.write(f"{recipe.name}: run {r.id} diverged ({record['reason']}); recorded as diverged in {path} "
-                          "and left out of the table (delete that file to run it again)", file=sys.stderr)
-            ran.append(r.id)
-            bar.update(1)
+        if min(workers, len(pending)) > 1:
+            _run_in_workers(recipe, pending, p, asked, (i, n), len(grid), min(workers, len(pending)), bar,
+                            finished, failed)
+        else:
+            for r in pending:
+                bar.set_postfix_str(r.id, refresh=True)
+                try:
+                    record = _execute(recipe, r, p, asked, (i, n), len(grid))
+                except Exception:
+                    failed(r)
+                    raise
+                finished(r, record)
     finally:
         bar.close()
     report = write_results(recipe, out)
-    report.ran, report.skipped = ran, skipped
+    report.ran, report.skipped = [r.id for r in sorted(ran, key=lambda r: r.index)], skipped
     return report
 
 
@@ -582,6 +625,182 @@ def _outcome(recipe: Recipe, r: _Run, result: Any) -> dict[str, Any]:
     except TypeError as e:
         raise TypeError(f"recipe {recipe.name!r}: run {r.id!r} returned a value that is not JSON: {e}") from None
     return {"metrics": metrics, "extras": extras}
+
+
+# -- worker processes (jobs > 1) ----------------------------------------------------------------------------------
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""Environment variables set to 1 in a worker before it imports torch: one thread per worker."""
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it, else every core)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def _check_jobs(jobs: int | None) -> None:
+    """Raise a ConfigError unless ``jobs`` is None or an integer >= 1."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs must be an integer >= 1 (worker processes; None: one per usable core), got {jobs!r}")
+
+
+def _default_jobs(profile: Any) -> int:
+    """One worker per usable core; 1 (this process) when the profile's ``device`` is a GPU, which N workers
+    would share."""
+    device = getattr(profile, "device", None)
+    if isinstance(device, str) and device != "cpu":
+        if device != "auto":
+            return 1
+        import torch
+
+        if torch.cuda.is_available():  # "auto" is CUDA when there is one
+            return 1
+    return _usable_cores()
+
+
+def _why_not_loadable(recipe: Recipe) -> str | None:
+    """None when a spawned worker finds ``recipe`` itself by its name through the registry, else why it cannot."""
+    from robustlab.common.recipes.registry import RECIPE_GROUP, recipe_entry_points
+
+    ep = recipe_entry_points().get(recipe.name)
+    if ep is None:
+        return f"no installed distribution registers a recipe named {recipe.name!r} (entry-point group {RECIPE_GROUP})"
+    if getattr(ep, "dist", None) is None:
+        return f"recipe {recipe.name!r} ({ep.value}) is registered in this process only, not by an installed distribution"
+    try:
+        loaded = get_recipe(recipe.name)
+    except RobustlabError as e:
+        return str(e)
+    if loaded is not recipe:
+        return (f"the recipe given is another object than the registered {recipe.name!r} ({ep.value}), e.g. a copy "
+                "changed with dataclasses.replace")
+    return None
+
+
+def _run_in_workers(recipe: Recipe, pending: Sequence[_Run], profile: Any, asked: Mapping[str, Any],
+                    shard: tuple[int, int], grid_size: int, workers: int, bar: Any,
+                    finished: Callable[[_Run, dict[str, Any]], None],
+                    failed: Callable[[_Run, Sequence[_Run]], None]) -> None:
+    """Run ``pending`` in ``workers`` spawned processes, one run each at a time, started in grid order.
+
+    ``finished`` gets each record in this process as its run comes back; the first failing run (in grid order
+    among those that came back together) goes to ``failed`` with the runs still in progress, the workers are
+    stopped and its exception is raised here. Any exit other than the end of the runs (an error, Ctrl-C) stops
+    the workers; their runs in progress are lost and run again on resume.
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+    queue = deque(pending)
+    running: dict[Future, _Run] = {}
+    done_all = False
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                r = queue.popleft()
+                running[executor.submit(_worker_run, recipe.name, r, profile, asked, shard, grid_size)] = r
+            bar.set_postfix_str(", ".join(r.id for r in running.values()), refresh=True)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            error: tuple[_Run, BaseException] | None = None
+            for future in sorted(done, key=lambda f: running[f].index):
+                r = running.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    finished(r, future.result())
+                elif error is None:
+                    error = (r, exc)
+            if error is not None:
+                r, exc = error
+                failed(r, sorted(running.values(), key=lambda s: s.index))
+                if isinstance(exc, BrokenProcessPool):
+                    lost = ", ".join(s.id for s in sorted([r, *running.values()], key=lambda s: s.index))
+                    raise RobustlabError(
+                        f"a worker process of recipe {recipe.name!r} died while running {lost} (killed, out of "
+                        f"memory, or a crash in native code: {exc}); run the same command again to resume, with "
+                        "jobs=1 (--jobs 1) to run in this process"
+                    ) from exc
+                raise exc
+        done_all = True
+    finally:
+        _shutdown(executor, terminate=not done_all)
+
+
+def _shutdown(executor: Any, *, terminate: bool) -> None:
+    """Shut ``executor`` down; with ``terminate``, stop its worker processes first (SIGTERM, SIGKILL after 5 s)."""
+    if terminate:
+        # concurrent.futures has no public handle on its processes before Python 3.14 (terminate_workers)
+        procs = list((getattr(executor, "_processes", None) or {}).values())
+        for proc in procs:
+            proc.terminate()
+        deadline = time.monotonic() + 5.0
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.exitcode is None:
+                proc.kill()
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_init(parent: int) -> None:
+    """Set up a spawned worker: one torch thread, Ctrl-C left to the parent, exit when the parent is gone."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers on Ctrl-C
+    for name in _THREAD_VARS:
+        os.environ[name] = "1"
+    try:
+        import torch
+    except ModuleNotFoundError:  # a recipe without torch
+        pass
+    else:
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # inter-op work already started in this process: the intra-op setting is what counts
+            pass
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="robustlab-exit-with-parent", daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once its parent is gone (killed without the chance to stop it): no orphan keeps running."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+@functools.cache
+def _worker_recipe(name: str) -> Recipe:
+    try:
+        return get_recipe(name)
+    except RobustlabError as e:
+        raise RobustlabError(f"a worker process could not load recipe {name!r} by its name: {e}") from None
+
+
+def _worker_run(name: str, r: _Run, profile: Any, asked: Mapping[str, Any], shard: tuple[int, int],
+                grid_size: int) -> dict[str, Any]:
+    """One run in a worker: its record, as :func:`_execute` makes it in the parent with ``jobs=1``."""
+    recipe = _worker_recipe(name)
+    try:
+        return _execute(recipe, r, profile, asked, shard, grid_size)
+    except Exception as e:
+        _check_sendable(e)
+        raise
+
+
+def _check_sendable(e: Exception) -> None:
+    """Raise a RuntimeError with ``e``'s type and message if ``e`` cannot travel back to the parent (pickle)."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(e))
+    except Exception:
+        raise RuntimeError(f"{type(e).__module__}.{type(e).__qualname__}: {e}") from e
 
 
 @functools.lru_cache(maxsize=1)
