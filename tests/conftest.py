@@ -29,6 +29,13 @@ def one_thread():
 
 
 @pytest.fixture(autouse=True)
+def _recipes_in_process(monkeypatch):
+    """Recipes run in the test process unless a test asks for workers (``jobs=`` / ``--jobs``): spawning workers
+    for every smoke run would cost seconds each."""
+    monkeypatch.setenv("ROBUSTLAB_JOBS", "1")
+
+
+@pytest.fixture(autouse=True)
 def _no_job_array(monkeypatch):
     """A test suite run inside a Slurm job array must not shard the recipes the tests run."""
     for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP"):

@@ -196,11 +196,19 @@ def test_jobs_is_checked_before_anything_is_written(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_the_default_is_one_worker_per_core_and_this_process_for_a_gpu():
+def test_the_default_is_one_worker_per_core_and_this_process_for_a_gpu(monkeypatch):
     from types import SimpleNamespace
 
+    from robustlab.common.errors import ConfigError
     from robustlab.common.recipes.runner import _default_jobs, _usable_cores
 
+    assert _default_jobs(SimpleNamespace(device="cpu")) == 1  # ROBUSTLAB_JOBS=1, set for the test suite
+    monkeypatch.setenv("ROBUSTLAB_JOBS", "3")
+    assert _default_jobs(SimpleNamespace(device="cuda")) == 3
+    monkeypatch.setenv("ROBUSTLAB_JOBS", "two")
+    with pytest.raises(ConfigError, match="ROBUSTLAB_JOBS='two'"):
+        _default_jobs(SimpleNamespace())
+    monkeypatch.delenv("ROBUSTLAB_JOBS")
     cores = _usable_cores()
     assert cores == (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     assert _default_jobs(SimpleNamespace(device="cpu")) == _default_jobs(SimpleNamespace()) == cores

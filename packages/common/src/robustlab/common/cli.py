@@ -482,7 +482,7 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
     @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="A TOML run file of profile values, applied before --set.")
     @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-                  show_default="the number of usable cores; 1 when the profile's device is a GPU",
+                  show_default="$ROBUSTLAB_JOBS, else the number of usable cores; 1 when the profile's device is a GPU",
                   help="Worker processes running the shard's runs side by side. Each worker uses one torch thread, "
                        "so the results equal those of --jobs 1 (with --threads 1), digit for digit. --jobs 1 runs "
                        "them one after another in this process.")

@@ -648,8 +648,13 @@ def _check_jobs(jobs: int | None) -> None:
 
 
 def _default_jobs(profile: Any) -> int:
-    """One worker per usable core; 1 (this process) when the profile's ``device`` is a GPU, which N workers
-    would share."""
+    """``ROBUSTLAB_JOBS`` when set; else one worker per usable core, or 1 (this process) when the profile's
+    ``device`` is a GPU, which N workers would share."""
+    env = os.environ.get("ROBUSTLAB_JOBS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ConfigError(f"ROBUSTLAB_JOBS={env!r}: expected an integer >= 1 (worker processes)")
+        return int(env)
     device = getattr(profile, "device", None)
     if isinstance(device, str) and device != "cpu":
         if device != "auto":
