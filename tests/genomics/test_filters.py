@@ -18,6 +18,7 @@ from robustlab.genomics.interpret.filters import (
     fraction_matched,
     match_motifs,
     model_filter_pwms,
+    tomtom_pvalues,
     trim_pwm,
 )
 from robustlab.genomics.models import CNNk
@@ -316,6 +317,28 @@ def test_identical_target_has_the_smallest_p_and_strands_are_symmetric():
         assert res.strand == ("+", "-")
         # a query and its reverse complement get the same p-value against every target
         np.testing.assert_allclose(res.p_values[0], res.p_values[1], rtol=1e-9)
+
+
+def test_tomtom_pvalues_is_the_comparison_of_match_motifs_without_column_merging():
+    """The shared Tomtom call (match_motifs, modisco.match_patterns): memelite with n_target_bins=None, BH per
+    query; no queries, no call."""
+    from memelite import tomtom
+
+    rng = np.random.default_rng(5)
+    database = [_random_pwm(rng, int(rng.integers(6, 13)), alpha=0.5) for _ in range(30)]
+    queries = [database[3], _random_pwm(rng, 8, alpha=0.5)]
+    p, q, score, offset, overlap, strand = tomtom_pvalues(queries, database)
+    assert p.shape == q.shape == score.shape == offset.shape == overlap.shape == strand.shape == (2, 30)
+    assert offset.dtype == overlap.dtype == strand.dtype == np.int64
+    ref = tomtom(queries, database, n_target_bins=None)
+    np.testing.assert_allclose(p, ref[0], rtol=1e-12)
+    np.testing.assert_array_equal(strand, ref[4])
+    assert ((p <= q) & (q <= 1)).all() and np.argmin(p[0]) == 3
+    res = match_motifs(queries, database, [f"m{i}" for i in range(30)], trim=None)
+    np.testing.assert_allclose(res.p_values, p, rtol=1e-12)
+    np.testing.assert_allclose(res.q_values, q, rtol=1e-12)
+    empty = tomtom_pvalues([], database)
+    assert all(a.shape == (0, 30) for a in empty)
 
 
 # --- match_motifs: bookkeeping and errors --------------------------------------------------------------------------

@@ -186,6 +186,8 @@ def test_recovered_motifs_counts_any_significant_hit_of_a_true_name():
 
 
 def test_benjamini_hochberg_per_pattern():
+    from robustlab.genomics.interpret.filters import _benjamini_hochberg  # shared with match_motifs
+
     p = np.array([0.01, 0.04, 0.03, 0.5])
-    np.testing.assert_allclose(M._benjamini_hochberg(p), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
-    assert (M._benjamini_hochberg(np.array([0.9, 1.0])) <= 1).all()
+    np.testing.assert_allclose(_benjamini_hochberg(p), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    assert (_benjamini_hochberg(np.array([0.9, 1.0])) <= 1).all()

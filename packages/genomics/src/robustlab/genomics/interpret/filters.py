@@ -9,19 +9,21 @@ the data), :func:`trim_pwm` drops uninformative flanks (before matching, by defa
 the comparison and :func:`fraction_matched` the summary.
 
 The comparison is Tomtom (Gupta et al. 2007) as memelite implements it (``memelite.tomtom``, Jacob Schreiber's
-numba re-implementation of MEME-suite tools, https://github.com/jmschrei/memesuite-lite); memelite is imported
-when :func:`match_motifs` runs. What memelite does, from its source (0.5): columns are compared by negative
-Euclidean distance (MEME's ``tomtom -dist ed``; MEME's default is Pearson correlation, which memelite does not
-offer), with no pseudocount and no background model: each filter column's scores are taken relative to their
-median over all database columns, on both strands, and binned (``n_score_bins``); the "complete score" of an
-alignment sums the aligned columns' scores, an unaligned filter column scoring its median. The null of the best
-alignment of a filter with a motif of width ``K`` is built from those same histograms (database columns drawn
-independently, the maximum over the offsets), so the p-value accounts for the offsets tried; both strands of
-every motif are tried and merged as ``1 - (1 - min(p+, p-))**2``. memelite returns per filter and motif the
-p-value, score, offset, overlap and strand of the best alignment, but no q-values: :func:`match_motifs` adds
-Benjamini-Hochberg q-values over the database motifs, per filter, as MEME's Tomtom reports them, and E-values
-(p-value times the number of motifs). Filters with no informative column are left out (see :func:`match_motifs`:
-under Euclidean distance, flat matrices match the flat flanks of database motifs).
+numba re-implementation of MEME-suite tools, https://github.com/jmschrei/memesuite-lite), called through
+:func:`tomtom_pvalues`, which :mod:`~robustlab.genomics.interpret.modisco` uses too; memelite is imported when it
+runs. What memelite does, from its source (0.5): columns are compared by negative Euclidean distance (MEME's
+``tomtom -dist ed``; MEME's default is Pearson correlation, which memelite does not offer), with no pseudocount
+and no background model: each filter column's scores are taken relative to their median over all database
+columns, on both strands, and binned (``n_score_bins``); the "complete score" of an alignment sums the aligned
+columns' scores, an unaligned filter column scoring its median. The null of the best alignment of a filter with a
+motif of width ``K`` is built from those same histograms (database columns drawn independently, the maximum over
+the offsets), so the p-value accounts for the offsets tried; both strands of every motif are tried and merged as
+``1 - (1 - min(p+, p-))**2``. Similar database columns are not merged (memelite's ``n_target_bins=None``; its
+default merging moved JASPAR 2016 p-values by up to a factor 10). memelite returns per filter and motif the
+p-value, score, offset, overlap and strand of the best alignment, but no q-values: :func:`tomtom_pvalues` adds
+Benjamini-Hochberg q-values over the database motifs, per filter, as MEME's Tomtom reports them, and
+:func:`match_motifs` E-values (p-value times the number of motifs). Filters with no informative column are left
+out (see :func:`match_motifs`: under Euclidean distance, flat matrices match the flat flanks of database motifs).
 
 References:
     Koo, P. K., Eddy, S. R. "Representation learning of genomic sequence motifs with convolutional neural
@@ -33,6 +35,7 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +50,7 @@ __all__ = [
     "trim_pwm",
     "match_motifs",
     "fraction_matched",
+    "tomtom_pvalues",
 ]
 
 
@@ -334,15 +338,8 @@ def match_motifs(
     score, overlap, offset, strand = (np.full((f, t), np.nan) for _ in range(4))
     compared = np.flatnonzero(~empty & ~uninformative)
     if compared.size:
-        from memelite import tomtom
-
-        # n_target_bins=None: no merging of similar database columns (an approximation that moved JASPAR 2016
-        # p-values by up to a factor 10), at no measurable cost for a database of JASPAR's size.
-        p, s, o, ov, rc = tomtom(
-            [queries[k] for k in compared], targets, n_score_bins=n_score_bins, n_target_bins=None
-        )
-        p_all[compared] = p
-        q_all[compared] = np.stack([_benjamini_hochberg(row) for row in p])
+        p, q, s, o, ov, rc = tomtom_pvalues([queries[k] for k in compared], targets, n_score_bins=n_score_bins)
+        p_all[compared], q_all[compared] = p, q
         score[compared], overlap[compared], offset[compared], strand[compared] = s, ov, o, rc
     rows = np.arange(f)
     best = np.where(np.isin(rows, compared), np.argmin(np.nan_to_num(p_all, nan=np.inf), axis=1), -1)
@@ -377,6 +374,60 @@ def match_motifs(
         p_values=p_all,
         q_values=q_all,
         q_threshold=float(q_threshold),
+    )
+
+
+def tomtom_pvalues(
+    queries: Sequence[Any],
+    targets: Sequence[Any],
+    *,
+    n_score_bins: int = 100,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """memelite's Tomtom of every query against every target, with Benjamini-Hochberg q-values per query.
+
+    The one Tomtom call of this package (:func:`match_motifs` and
+    :func:`robustlab.genomics.interpret.modisco.match_patterns` use it). Similar target columns are not merged
+    (memelite's ``n_target_bins=None``): its default merging is an approximation that moved JASPAR 2016 p-values
+    by up to a factor 10, and costs nothing measurable to turn off for a database of JASPAR's size. A NaN p-value
+    counts as 1 and p-values are clipped to ``[0, 1]``; q-values are Benjamini-Hochberg over the targets, per
+    query, as MEME's Tomtom computes them. memelite's RuntimeWarnings (from numerics on flat columns) are silenced;
+    its warning about fewer than 25 targets is not.
+
+    Args:
+        queries: probability matrices (rows A, C, G, T), compared as given (normalize and trim them first).
+        targets: the database's probability matrices; Tomtom's null is built from their columns.
+        n_score_bins: memelite's score resolution (``t`` of the Tomtom paper).
+        threads: numba threads for Tomtom (None: numba's setting).
+
+    Returns:
+        ``(p_values, q_values, scores, offsets, overlaps, strands)`` of the best alignment of each query with
+        each target, as memelite reports them (offset ``o`` aligns query column ``i`` with target column
+        ``i + o``; strand 1: the target's reverse complement); float64, and int64 for the last three.
+
+    Shape:
+        queries: ``Q`` arrays ``(4, W_q)``; targets: ``T`` arrays ``(4, K_t)``; each output ``(Q, T)``.
+    """
+    qs = [np.ascontiguousarray(q, dtype=np.float64) for q in queries]
+    ts = [np.ascontiguousarray(t, dtype=np.float64) for t in targets]
+    if not qs:
+        empty = np.empty((0, len(ts)))
+        return empty, empty.copy(), empty.copy(), *(np.empty((0, len(ts)), dtype=np.int64) for _ in range(3))
+    from memelite import tomtom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p, scores, offsets, overlaps, strands = tomtom(
+            qs, ts, n_score_bins=_positive_int(n_score_bins, "n_score_bins"), n_target_bins=None,
+            n_jobs=-1 if threads is None else int(threads),
+        )
+    p = np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=1.0), 0.0, 1.0)
+    q = np.stack([_benjamini_hochberg(row) for row in p])
+    return (
+        p,
+        q,
+        np.asarray(scores, dtype=np.float64),
+        *(np.asarray(a).astype(np.int64) for a in (offsets, overlaps, strands)),
     )
 
 

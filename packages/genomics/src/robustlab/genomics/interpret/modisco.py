@@ -24,10 +24,13 @@ contribution.
   contribution and the contribution, so seqlets are found and clustered on observed contributions alone.
 
 Tomtom. memelite's ``tomtom`` compares columns by Euclidean distance (MEME's ``-dist ed``; modisco-lite's report
-runs MEME's Tomtom with Pearson correlation, which memelite lacks), on both strands, and returns p-values only; the
-q-values here are Benjamini-Hochberg over the database motifs, per pattern (MEME's Tomtom computes q-values over
-the p-values of each query too). Each pattern's PPM is first trimmed to the columns whose summed absolute CWM is
-at least ``trim_threshold`` (0.3) of its maximum, as modisco-lite's report does.
+runs MEME's Tomtom with Pearson correlation, which memelite lacks), on both strands, and returns p-values only; it
+is called through :func:`robustlab.genomics.interpret.filters.tomtom_pvalues`, as for first-layer filters:
+similar database columns are not merged (``n_target_bins=None``; memelite's default merging moved JASPAR 2016
+p-values by up to a factor 10), and the q-values are Benjamini-Hochberg over the database motifs, per pattern
+(MEME's Tomtom computes q-values over the p-values of each query too). Each pattern's PPM is first trimmed to the
+columns whose summed absolute CWM is at least ``trim_threshold`` (0.3) of its maximum, as modisco-lite's report
+does.
 
 Speed: see :func:`core_motifs_recovered` (about 15 s for 1,000 sequences of length 200 on one thread). The numba
 kernels of modisco-lite and memelite are compiled on their first use and cached on disk (in the packages'
@@ -444,16 +447,6 @@ class PatternMatches:
         return {self.names[j] for j in np.flatnonzero(self.q_values < q)}
 
 
-def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    m = len(p)
-    order = np.argsort(p, kind="mergesort")
-    ranked = p[order] * m / np.arange(1, m + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(q, 1.0)
-    return out
-
-
 def _database(motifs: Sequence[Any] | None, release: int) -> list[Any]:
     if motifs is None:
         from robustlab.genomics.data.motifs import jaspar_motifs
@@ -473,7 +466,8 @@ def match_patterns(
     trim_threshold: float = 0.3,
     threads: int | None = None,
 ) -> list[PatternMatches]:
-    """Compare each pattern's trimmed PPM with every database motif with memelite's Tomtom.
+    """Compare each pattern's trimmed PPM with every database motif with memelite's Tomtom
+    (:func:`robustlab.genomics.interpret.filters.tomtom_pvalues`: similar database columns not merged).
 
     Args:
         result: a :class:`ModiscoResult`.
@@ -488,7 +482,7 @@ def match_patterns(
         One :class:`PatternMatches` per pattern, in ``result.patterns`` order; q-values are Benjamini-Hochberg
         over the database per pattern (memelite returns p-values only).
     """
-    from memelite import tomtom
+    from robustlab.genomics.interpret.filters import tomtom_pvalues
 
     if not 0 < trim_threshold <= 1:
         raise ValueError(f"trim_threshold must be in (0, 1], got {trim_threshold}")
@@ -502,19 +496,11 @@ def match_patterns(
         queries.append(np.ascontiguousarray(p.ppm[:, a:b], dtype=np.float64))
     if not queries:
         return []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p_values, _scores, offsets, overlaps, strands = tomtom(queries, targets,
-                                                               n_jobs=-1 if threads is None else int(threads))
-    out = []
-    for k, pattern in enumerate(result.patterns):
-        p = np.clip(np.nan_to_num(np.asarray(p_values[k], dtype=np.float64), nan=1.0), 0.0, 1.0)
-        out.append(PatternMatches(
-            pattern=pattern.name, metacluster=pattern.metacluster, n_seqlets=pattern.n_seqlets, query=queries[k],
-            matrix_ids=ids, names=names, p_values=p, q_values=_benjamini_hochberg(p),
-            offsets=np.asarray(offsets[k]).astype(np.int64), overlaps=np.asarray(overlaps[k]).astype(np.int64),
-            strands=np.asarray(strands[k]).astype(np.int64)))
-    return out
+    p_values, q_values, _scores, offsets, overlaps, strands = tomtom_pvalues(queries, targets, threads=threads)
+    return [PatternMatches(
+        pattern=pattern.name, metacluster=pattern.metacluster, n_seqlets=pattern.n_seqlets, query=queries[k],
+        matrix_ids=ids, names=names, p_values=p_values[k], q_values=q_values[k], offsets=offsets[k],
+        overlaps=overlaps[k], strands=strands[k]) for k, pattern in enumerate(result.patterns)]
 
 
 def recovered_motifs(
