@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 PACKAGES := packages/common $(filter-out packages/common,$(wildcard packages/*))
 STAMP := $(VENV)/.installed
 OUT ?= runs
+# recipe worker processes (one torch thread each; the results do not depend on their number)
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: install demo test lint bench clean
 
@@ -22,7 +24,7 @@ $(STAMP): $(wildcard packages/*/pyproject.toml) Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/robustlab genomics reproduce koo2019 --profile quick --threads 1 --out $(OUT)/koo2019
+	$(BIN)/robustlab genomics reproduce koo2019 --profile quick --jobs $(JOBS) --out $(OUT)/koo2019
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
