@@ -125,6 +125,21 @@ def test_score_writes_json_and_plot(pipeline):
     assert (tmp / "score" / "auroc.png").is_file()
     assert (tmp / "score" / "logos.png").stat().st_size > 0  # logos beside the true motif positions
     assert "logos" in score.output
+    assert report["rule"] == "koo2019"
+    # --rule strict scores the same maps against the stricter mask (low-information motif columns left out)
+    from robustlab.genomics.interpret import interpretability_scores, motif_mask, reduce_attribution
+
+    strict = invoke("score", "--attributions", tmp / "attr" / "attributions.npz", "--data", tmp / "d.npz",
+                    "--rule", "strict", "--logos", 0, "--out", tmp / "score-strict")
+    assert strict.exit_code == 0, strict.output
+    got = json.loads((tmp / "score-strict" / "scores.json").read_text())
+    ds = SimulatedDataset.load_npz(tmp / "d.npz")
+    npz = np.load(tmp / "attr" / "attributions.npz")
+    pos = ds.y[:, 0] > 0.5
+    mask, keep = motif_mask(ds.pwm_matrix[pos], rule="strict")
+    want = interpretability_scores(reduce_attribution(npz["attributions"][pos], ds.x[pos]), mask, exclude=~keep)
+    assert got["rule"] == "strict"
+    assert got["summary"]["auroc"]["mean"] == pytest.approx(want["summary"]["auroc"]["mean"], abs=1e-12)
 
 
 @pytest.mark.parametrize("args", [

@@ -70,7 +70,7 @@ _VARIANTS = ("standard", "regularized", "noise", "regularized+noise", "adversari
 _METHODS = ("saliency", "smoothgrad", "gradient_times_input", "integrated_gradients", "expected_gradients")
 
 
-@genomics.command(short_help="Train a CNN with one of the four training variants (resumable).")
+@genomics.command(short_help="Train a CNN with one of the six training variants of Koo et al. (resumable).")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="An NPZ data set written by `robustlab genomics simulate` (split 70/10/20 here).")
 @click.option("--arch", type=click.Choice(_ARCHS), default="localnet", show_default=True, help="The network.")
@@ -261,10 +261,13 @@ def attribute(model_path: Path, fasta: Path, method: str, target: int, logos: in
               help="The simulated NPZ data set holding the ground truth of the same sequences, in order.")
 @click.option("--positives-only/--all", default=True, show_default=True,
               help="Score only sequences with a positive first target (as the paper).")
+@click.option("--rule", type=click.Choice(("koo2019", "strict")), default="koo2019", show_default=True,
+              help="Motif positions: koo2019 (the authors' rule: information > 0, every position scored) or strict "
+                   "(> 0.1 bit, uninformative motif columns left out).")
 @click.option("--logos", type=click.IntRange(min=0), default=4, show_default=True,
               help="Draw logos of this many first scored sequences beside their true motif positions (0: none).")
 @click.option("--out", type=OutputDir(), required=True, help="Folder for scores.json, auroc.png and logos.png.")
-def score(attributions: Path, data: Path, positives_only: bool, logos: int, out: Path) -> None:
+def score(attributions: Path, data: Path, positives_only: bool, rule: str, logos: int, out: Path) -> None:
     """Per-sequence AUROC/AUPR of the maps (gradient × input summed over nucleotides) against the motif mask."""
     import json
 
@@ -296,13 +299,13 @@ def score(attributions: Path, data: Path, positives_only: bool, logos: int, out:
                         f"{ds.x.shape}, or different bases)")
     how = "grad_times_input" if method in ("saliency", "smoothgrad", "attribution") else "observed"
     importance = reduce_attribution(maps, x, how=how)
-    mask, keep = motif_mask(ds.pwm_matrix)
+    mask, keep = motif_mask(ds.pwm_matrix, rule=rule)
     rows = ds.y[:, 0] > 0.5 if positives_only else np.ones(len(ds), bool)
     if not rows.any():
         raise DataError(f"{data} holds no sequence to score (no positives; --all scores every sequence)")
     s = interpretability_scores(importance[rows], mask[rows], exclude=~keep[rows])
     out.mkdir(parents=True, exist_ok=True)
-    report = {"method": method, "reduction": how, "n_sequences": int(rows.sum()), "n_skipped": s["n_skipped"],
+    report = {"method": method, "reduction": how, "rule": rule, "n_sequences": int(rows.sum()), "n_skipped": s["n_skipped"],
               "summary": s["summary"], "auroc": [None if np.isnan(v) else float(v) for v in s["auroc"]],
               "aupr": [None if np.isnan(v) else float(v) for v in s["aupr"]]}
     atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
