@@ -11,6 +11,9 @@ import torch
 # Hypothesis keeps caches under its storage folder (.hypothesis/ in the working directory by default): a temporary
 # folder instead, set before any test module imports hypothesis.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "robustlab-hypothesis"))
+# numba (memelite, modisco-lite) shares libgomp with torch: a numba thread team left idle spins through torch's later
+# work in the same process and slows it several times; one numba thread, set before numba is imported.
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -529,6 +529,9 @@ def reproduce_command(*, package: str | None = None, name: str = "reproduce") ->
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="'--set'") from None
         if threads is not None:
+            # numba (a recipe's motif tools) shares libgomp with torch: the same thread count, set before numba is
+            # imported, keeps an idle numba thread from spinning through torch's work
+            os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
             import torch
 
             torch.set_num_threads(threads)

@@ -629,7 +629,10 @@ def _outcome(recipe: Recipe, r: _Run, result: Any) -> dict[str, Any]:
 
 # -- worker processes (jobs > 1) ----------------------------------------------------------------------------------
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+"""Set to 1 in every worker before anything is imported. NUMBA_NUM_THREADS matters as much as torch's setting:
+numba's OpenMP layer (memelite's Tomtom, modisco-lite) shares libgomp with torch, and once it has started a team
+of threads, the idle team member spins through torch's later work and made a DistNet epoch up to 4x slower."""
 """Environment variables set to 1 in a worker before it imports torch: one thread per worker."""
 
 
