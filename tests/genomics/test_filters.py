@@ -395,3 +395,30 @@ def test_match_errors(jaspar):
         match_motifs(q, pwms, names, trim_pad=-1)
     with pytest.raises(ValueError, match="n_score_bins"):
         match_motifs(q, pwms, names, n_score_bins=0)
+
+
+def test_tomtom_leaves_torch_on_its_thread_count(tmp_path):
+    # numba's OpenMP layer (memelite) shares libgomp with torch; starting a team of 2 numba threads resets the
+    # count torch reads, so a process pinned to one torch thread would compute on two after its first Tomtom call
+    # (other sums, other figures). Run in a fresh process, where numba has not started yet.
+    import os
+    import subprocess
+    import sys
+
+    def threads_after(call: str) -> str:
+        code = ("import numpy as np, torch\n"
+                "from memelite import tomtom\n"
+                "from robustlab.genomics.interpret.filters import tomtom_pvalues\n"
+                "q = [np.random.default_rng(i).dirichlet(np.ones(4), size=8).T for i in range(4)]\n"
+                "torch.set_num_threads(1)\n"
+                "torch.nn.functional.conv1d(torch.ones(8, 4, 200), torch.ones(24, 4, 7)).sum().item()\n"  # torch at work
+                f"assert torch.get_num_threads() == 1\n{call}\nprint(torch.get_num_threads())\n")
+        env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.split()[-1]
+
+    ours = threads_after("tomtom_pvalues(q, q)")
+    bare = threads_after("tomtom(q, q, n_target_bins=None)")
+    assert ours == "1"  # tomtom_pvalues restores torch's setting
+    assert bare == "2"  # memelite alone leaves torch on numba's count: the reason for the guard

@@ -35,6 +35,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -415,7 +416,7 @@ def tomtom_pvalues(
         return empty, empty.copy(), empty.copy(), *(np.empty((0, len(ts)), dtype=np.int64) for _ in range(3))
     from memelite import tomtom
 
-    with warnings.catch_warnings():
+    with keep_torch_threads(), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         p, scores, offsets, overlaps, strands = tomtom(
             qs, ts, n_score_bins=_positive_int(n_score_bins, "n_score_bins"), n_target_bins=None,
@@ -450,6 +451,24 @@ def fraction_matched(matches: MotifMatches) -> float:
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def keep_torch_threads() -> Iterator[None]:
+    """Restore torch's intra-op thread count after numba code (memelite, modisco-lite) has run.
+
+    numba's OpenMP threading layer shares libgomp with torch, and starting its thread team resets the OpenMP thread
+    count torch reads: without this, a process pinned to one torch thread trains on numba's count after its first
+    Tomtom call, which changes the order of floating-point sums (the figures) and oversubscribes the CPU."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _database(pwms: Sequence[Any], names: Sequence[str]) -> tuple[list[np.ndarray], list[str]]:

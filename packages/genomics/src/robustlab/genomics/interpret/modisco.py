@@ -325,9 +325,11 @@ def run_modisco(
     del contrib
     from modiscolite import tfmodisco
 
+    from robustlab.genomics.interpret.filters import keep_torch_threads
+
     start = time.perf_counter()
     _start_modisco()
-    with _numba_threads(threads), np.errstate(all="ignore"), warnings.catch_warnings():
+    with keep_torch_threads(), _numba_threads(threads), np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # empty-slice means of its null, 0/0 in isotonic fits
         try:
             pos, neg = tfmodisco.TFMoDISco(one_hot=one_hot, hypothetical_contribs=hyp, verbose=verbose, **settings)
