@@ -29,6 +29,9 @@ def test_a_clear_effect_is_reproduced_and_its_interval_holds_the_truth():
     # the lower direction of the same data is refuted: the interval excludes it
     assert paired_claim(a, b, higher=False).verdict == "not reproduced"
     assert "5 of 5 seeds" in claim.summary()
+    from dataclasses import replace
+
+    assert replace(claim, p_value=0.0).summary().endswith("paired p < 1e-300")  # a combined p that underflows
 
 
 def test_interval_and_tests_match_scipy():

@@ -66,7 +66,8 @@ class PairedClaim:
             return "n/a" if not math.isfinite(v) else f"{v:+.{digits}f}"
 
         ci = f" [{f(self.ci_low)}, {f(self.ci_high)}]" if math.isfinite(self.ci_low) else " (no interval)"
-        p = "" if not math.isfinite(self.p_value) else f", paired p = {self.p_value:.2g}"
+        p = "" if not math.isfinite(self.p_value) else (
+            ", paired p < 1e-300" if self.p_value < 1e-300 else f", paired p = {self.p_value:.2g}")
         return f"{f(self.diff)}{ci}, {self.seeds_agreeing} of {len(self.seeds)} seeds{p}"
 
 
