@@ -70,6 +70,8 @@ def test_nan_items_leave_both_sides_and_mismatched_items_are_refused():
     a[0][:10] = np.nan
     claim = paired_claim(a, b)
     assert math.isfinite(claim.diff) and claim.verdict == "reproduced"
+    same = {s: np.full(50, 0.7) for s in range(5)}
+    assert math.isnan(paired_claim(same, same).p_value)  # no difference anywhere: no evidence, not evidence against
     with pytest.raises(ValueError, match="seed 1"):
         paired_claim({1: np.ones(3)}, {1: np.ones(4)})
     mean, low, high = seed_interval([1.0, 2.0, 3.0])

@@ -195,7 +195,7 @@ def test_claims_are_decided_with_an_interval_and_a_paired_test():
     assert measured["small/distnet/adversarial"].startswith("NO (")
 
 
-def test_gain_small_vs_large_is_paired_by_seed():
+def test_gain_small_vs_large_is_compared_unpaired():
     from robustlab.genomics.recipes.koo2019 import claims
 
     p = Koo2019Profile()
@@ -205,3 +205,10 @@ def test_gain_small_vs_large_is_paired_by_seed():
               ("large", "distnet", "noise"): [0.71, 0.71, 0.72, 0.72, 0.72]}
     found = [c for c in claims(_fake_results(values), p) if c["claim"] == "2 small vs large"]
     assert len(found) == 1 and found[0]["verdict"] == "reproduced" and found[0]["diff"] > 0.08
+    from scipy import stats
+
+    small = [0.10, 0.09, 0.10, 0.11, 0.09]
+    large = [0.01, 0.00, 0.02, 0.00, 0.01]
+    ci = stats.ttest_ind(small, large, equal_var=False).confidence_interval(0.95)
+    assert (found[0]["ci_low"], found[0]["ci_high"]) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert "unpaired" in found[0]["summary"]

@@ -10,7 +10,9 @@ The variants follow the authors' code (``koo-lab/uncovering_regulatory_codes`` a
 - ``noise``: Gaussian input noise ``N(0, 0.1)`` added to every training input, fresh each epoch.
 - ``adversarial``: each clean batch of 50 plus its 50 PGD copies (``mode="append"``) after 20 clean epochs; PGD
   takes 20 signed-gradient steps of ``0.1 / (i + 10)`` (0.113 in all) from the clean input, no random start,
-  clipped to ``x ± 0.2`` and to ``[0, 1]``, the model in eval mode (the authors' ``perturb``).
+  clipped to ``x ± 0.2`` and to ``[0, 1]``, the model in eval mode (the authors' ``perturb`` sets
+  ``is_train=False``: batch norm on running statistics; their dropout stays on during the attack, ours is off, a
+  stated departure).
 - ``regularized+noise`` and ``regularized+adversarial``: the regularized network trained with noise or
   adversarially, as the authors also did.
 
@@ -85,7 +87,8 @@ def adv_step_sizes(steps: int, schedule: str = "koo2019", eps: float = 0.2) -> t
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of one training run (defaults: the authors' protocol).
+    """Hyperparameters of one training run (defaults: the authors' learning rate, L2, noise, attack and warm-up; the
+    koo2019 recipe sets epochs, batch size and patience per variant as the authors' two scripts do).
 
     Attributes:
         epochs: training epochs (the most, with early stopping).

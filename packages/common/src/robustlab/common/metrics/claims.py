@@ -12,6 +12,10 @@ items score higher; the seeds' one-sided p-values are combined with Stouffer's m
   the paper's direction);
 - ``"undecided at this power"``: anything else, including fewer than ``min_seeds`` seeds.
 
+The paired p-value treats the test items of one seed as independent samples; it says whether one pair of models
+differs on these items, not how much models differ from seed to seed. The interval across seeds carries that
+variation, which is why a verdict needs both.
+
 scipy is imported inside the functions.
 """
 
@@ -90,7 +94,7 @@ def _wilcoxon_one_sided(diff: np.ndarray, higher: bool) -> float:
 
     d = diff[np.isfinite(diff)]
     if d.size == 0 or not np.any(d != 0):
-        return 1.0 if d.size else float("nan")
+        return float("nan")  # no evidence either way: the seed gets no vote
     return float(stats.wilcoxon(d, alternative="greater" if higher else "less", zero_method="wilcox").pvalue)
 
 
