@@ -145,22 +145,26 @@ class _SpyAttack:
         return x + 100.0
 
 
+class _Recording(nn.Module):
+    """A linear model that keeps a copy of every input it is called on (``seen``)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.net = nn.Linear(n_in, n_out)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.net(x)
+
+
 def test_adversarial_fraction_and_schedule_through_fit():
     spy = _SpyAttack(0.3)
     regime = AdversarialTraining(spy, fraction=0.5, schedule=EpsRamp(warmup_epochs=1, ramp_epochs=1))
-    seen_inputs = []
-
-    class Probe(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(4, 3)
-
-        def forward(self, x):
-            seen_inputs.append(x.detach().clone())
-            return self.lin(x)
-
+    probe = _Recording(4, 3)
+    seen_inputs = probe.seen
     loader = DataLoader(ArrayDataset(torch.randn(64, 4), torch.randint(0, 3, (64,))), batch_size=16)
-    res = fit(Probe(), regime, loader, epochs=3, progress=False)
+    res = fit(probe, regime, loader, epochs=3, progress=False)
     assert [round(r["train_eps"], 4) for r in res.history][0] == 0.0  # clean warm-up epoch
     ramp = [eps for eps, _ in spy.seen[:4]]
     assert ramp == pytest.approx([0.075, 0.15, 0.225, 0.3])  # linear per step over one epoch of 4 steps
@@ -326,18 +330,8 @@ def test_fast_adversarial_training_resumes_bit_identically(tmp_path, with_val):
 def test_append_mode_doubles_the_batch_and_keeps_every_clean_sample():
     """mode="append" with fraction 1: the clean batch followed by its adversarial copy (Koo et al.'s code); the
     default replace mode keeps the batch size."""
-    seen = []
-
-    class Recording(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Linear(3, 2)
-
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return self.net(x)
-
-    model = Recording()
+    model = _Recording(3, 2)
+    seen = model.seen
     x, y = torch.randn(6, 3), torch.randint(0, 2, (6,))
     attack = PGD(model, eps=0.1, steps=2, random_start=False)
     regime = AdversarialTraining(attack, fraction=1.0, mode="append", schedule=EpsRamp(ramp_epochs=0))
