@@ -76,3 +76,18 @@ def test_nan_items_leave_both_sides_and_mismatched_items_are_refused():
         paired_claim({1: np.ones(3)}, {1: np.ones(4)})
     mean, low, high = seed_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and low < 2.0 < high
+
+
+def test_unpaired_claim_is_welch_with_the_same_verdict_rules():
+    from robustlab.common.metrics import unpaired_claim
+
+    small = [0.10, 0.09, 0.10, 0.11, 0.09]
+    large = [0.01, 0.00, 0.02, 0.00, 0.01]
+    claim = unpaired_claim(small, large)
+    ci = stats.ttest_ind(small, large, equal_var=False).confidence_interval(0.95)
+    assert (claim.ci_low, claim.ci_high) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert claim.verdict == "reproduced" and math.isnan(claim.p_value) and claim.diff == pytest.approx(0.09)
+    assert unpaired_claim(large, small).verdict == "not reproduced"
+    assert unpaired_claim(small[:3], large[:3]).verdict == "undecided at this power"  # three seeds decide nothing
+    with pytest.raises(ValueError, match="both groups"):
+        unpaired_claim([], large)

@@ -6,7 +6,7 @@ robustness metrics run any ``attack(x, y) -> x_adv`` over a loader; :func:`paire
 "A scores higher than B" from seeded runs (interval across seeds, paired test within them).
 """
 
-from robustlab.common.metrics.claims import PairedClaim, paired_claim, seed_interval
+from robustlab.common.metrics.claims import PairedClaim, paired_claim, seed_interval, unpaired_claim
 from robustlab.common.metrics.classification import (
     accuracy,
     aupr,
@@ -36,4 +36,5 @@ __all__ = [
     "PairedClaim",
     "paired_claim",
     "seed_interval",
+    "unpaired_claim",
 ]

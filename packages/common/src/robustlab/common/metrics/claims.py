@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_SEEDS", "PairedClaim", "paired_claim", "seed_interval"]
+__all__ = ["MIN_SEEDS", "PairedClaim", "paired_claim", "seed_interval", "unpaired_claim"]
 
 MIN_SEEDS = 5
 """Fewest seeds for a verdict other than "undecided at this power"."""
@@ -98,6 +98,46 @@ def _wilcoxon_one_sided(diff: np.ndarray, higher: bool) -> float:
     return float(stats.wilcoxon(d, alternative="greater" if higher else "less", zero_method="wilcox").pvalue)
 
 
+def _verdict(n: int, low: float, high: float, p_value: float, *, higher: bool, alpha: float, min_seeds: int) -> str:
+    """The verdict of an interval ``[low, high]`` (and a p-value, NaN when there is none) from ``n`` seeds."""
+    if n < min_seeds or not math.isfinite(low):
+        return "undecided at this power"
+    significant = p_value < alpha if math.isfinite(p_value) else True
+    if (low > 0 if higher else high < 0) and significant:
+        return "reproduced"
+    if high < 0 if higher else low > 0:
+        return "not reproduced"
+    return "undecided at this power"
+
+
+def unpaired_claim(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    higher: bool = True,
+    confidence: float = 0.95,
+    min_seeds: int = MIN_SEEDS,
+) -> PairedClaim:
+    """Decide "A is higher (or lower) than B" from runs that share nothing (other data, other models): the mean
+    difference with a Welch t interval, the verdict on the interval alone (``p_value`` NaN, ``seeds`` counts the
+    smaller group). For runs of the same seeds on the same test items use :func:`paired_claim`."""
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.size == 0 or y.size == 0:
+        raise ValueError("unpaired_claim: both groups need at least one value")
+    diff = float(x.mean() - y.mean())
+    low = high = float("nan")
+    if x.size > 1 and y.size > 1:
+        ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(confidence)
+        low, high = float(ci.low), float(ci.high)
+    n = int(min(x.size, y.size))
+    agreeing = int(sum((v > y.mean()) if higher else (v < y.mean()) for v in x))
+    return PairedClaim(higher=higher, seeds=tuple(range(n)), mean_a=float(x.mean()), mean_b=float(y.mean()),
+                       diff=diff, ci_low=low, ci_high=high, seeds_agreeing=agreeing, p_value=float("nan"),
+                       verdict=_verdict(n, low, high, float("nan"), higher=higher, alpha=0.05, min_seeds=min_seeds))
+
+
 def paired_claim(
     a: Mapping[int, Any],
     b: Mapping[int, Any],
@@ -145,15 +185,7 @@ def paired_claim(
     diff, low, high = seed_interval(diffs, confidence)
     p_value = float(stats.norm.sf(sum(zs) / math.sqrt(len(zs)))) if zs else float("nan")
     agreeing = sum((d > 0) if higher else (d < 0) for d in diffs)
-    verdict = "undecided at this power"
-    if len(seeds) >= min_seeds and math.isfinite(low):
-        claimed_side = low > 0 if higher else high < 0
-        other_side = high < 0 if higher else low > 0
-        significant = p_value < alpha if math.isfinite(p_value) else True
-        if claimed_side and significant:
-            verdict = "reproduced"
-        elif other_side:
-            verdict = "not reproduced"
+    verdict = _verdict(len(seeds), low, high, p_value, higher=higher, alpha=alpha, min_seeds=min_seeds)
     return PairedClaim(higher=higher, seeds=seeds, mean_a=float(np.mean(means_a)) if seeds else float("nan"),
                        mean_b=float(np.mean(means_b)) if seeds else float("nan"), diff=diff, ci_low=low, ci_high=high,
                        seeds_agreeing=int(agreeing), p_value=p_value, verdict=verdict)

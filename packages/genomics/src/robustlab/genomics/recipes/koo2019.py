@@ -354,7 +354,7 @@ def claims(results: list[dict[str, Any]], p: Koo2019Profile) -> list[dict[str, A
     - Claim 2, small vs large (per robust variant, saliency): that gain is larger on the small data set (the
       per-seed gains of the two sets paired by seed).
     """
-    from robustlab.common.metrics import paired_claim
+    from robustlab.common.metrics import paired_claim, unpaired_claim
 
     out: list[dict[str, Any]] = []
 
@@ -384,38 +384,12 @@ def claims(results: list[dict[str, Any]], p: Koo2019Profile) -> list[dict[str, A
                 a = _numbers(results, _cell(d, "distnet", v), "saliency_auroc")
                 b = _numbers(results, _cell(d, "distnet", "standard"), "saliency_auroc")
                 gain[d] = [a[s] - b[s] for s in sorted(a.keys() & b.keys())]  # per seed, paired within a data set
-            if gain["small"] and gain["large"]:
+            if gain["small"] and gain["large"]:  # the two sets' runs share nothing: compared unpaired
+                c = unpaired_claim(gain["small"], gain["large"], higher=True)
                 out.append({"claim": "2 small vs large", "dataset": "both", "metric": "saliency_auroc",
                             "statement": f"DistNet {VARIANT_LABELS[v]} saliency gain larger on the small set",
-                            **_welch(gain["small"], gain["large"])})
+                            **c.as_dict(), "summary": f"{c.summary()} (Welch, unpaired)"})
     return out
-
-
-def _welch(a: list[float], b: list[float], confidence: float = 0.95) -> dict[str, Any]:
-    """Mean(a) - mean(b) with a Welch t interval (the two sets' runs share nothing, so nothing is paired) and the
-    verdict rules of :func:`robustlab.common.metrics.paired_claim` on the interval alone."""
-    import numpy as np
-    from scipy import stats
-
-    from robustlab.common.metrics.claims import MIN_SEEDS
-
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    diff = float(x.mean() - y.mean())
-    low = high = float("nan")
-    if len(x) > 1 and len(y) > 1:
-        vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-        se = math.sqrt(vx + vy)
-        df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1)) if se > 0 else len(x) + len(y) - 2.0
-        half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
-        low, high = diff - half, diff + half
-    verdict = "undecided at this power"
-    if min(len(x), len(y)) >= MIN_SEEDS and math.isfinite(low):
-        verdict = "reproduced" if low > 0 else "not reproduced" if high < 0 else verdict
-    ci = f" [{low:+.3f}, {high:+.3f}]" if math.isfinite(low) else " (no interval)"
-    return {"higher": True, "seeds": list(range(min(len(x), len(y)))), "mean_a": float(x.mean()),
-            "mean_b": float(y.mean()), "diff": diff, "ci_low": low, "ci_high": high,
-            "seeds_agreeing": int(sum(g > 0 for g in x - y.mean())), "p_value": float("nan"), "verdict": verdict,
-            "summary": f"{diff:+.3f}{ci} (Welch, {len(x)} and {len(y)} seeds, unpaired)"}
 
 
 def summarize(results: list[dict[str, Any]], p: Koo2019Profile) -> Table:
