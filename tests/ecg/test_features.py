@@ -52,11 +52,6 @@ def test_names_and_shapes():
     np.testing.assert_array_equal(part, feats[:, idx])
 
 
-def test_rr_features_are_the_data_layers():
-    mitdb = pytest.importorskip("robustlab.ecg.data.mitdb", reason="the data layer is not there yet")
-    assert tuple(mitdb.RR_FEATURES) == RR_FEATURES
-
-
 def test_rr_pass_through():
     x, rr = _beats()
     feats, names = handcrafted_features(x, fs=FS, r_index=R, rr=rr, groups=("rr",))

@@ -17,7 +17,6 @@ from robustlab.ecg.models import (
     build_channel_model,
     channel_embeddings,
 )
-from robustlab.ecg.models.mrr import WeightedCrossEntropy, balanced_class_weights
 
 GBDT = {"n_threads": 1}  # a few hundred rows: one OpenMP thread is faster than a team
 FAST = {"gbdt": {"max_iter": 40, **GBDT}, "mlp": {"epochs": 15, "batch_size": 64, "lr": 3e-3}}
@@ -106,18 +105,6 @@ def test_a_constant_column_gets_scale_one():
     clf = MRRClassifier("gbdt", max_iter=5, **GBDT).fit(Z, F, y)
     assert clf.scale_[Z.shape[1] + 1] == 1.0
     assert np.isfinite(clf.predict_proba(Z, F)).all()
-
-
-def test_balanced_weights_are_sklearns():
-    from sklearn.utils.class_weight import compute_class_weight
-
-    y = np.array([0] * 50 + [1] * 5 + [2] * 20)
-    np.testing.assert_allclose(balanced_class_weights(y, 3), compute_class_weight("balanced", classes=np.arange(3), y=y))
-    assert balanced_class_weights(np.array([0, 0, 2]), 4).tolist()[1::2] == [0.0, 0.0]
-    loss = WeightedCrossEntropy([1.0, 3.0])
-    logits, target = torch.randn(4, 2), torch.tensor([0, 1, 1, -1])
-    expected = torch.nn.functional.cross_entropy(logits[:3], target[:3], weight=torch.tensor([1.0, 3.0]))
-    assert torch.allclose(loss(logits, target), expected)
 
 
 def test_balanced_mlp_favours_the_rare_class(one_thread):

@@ -61,15 +61,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from robustlab.common.errors import ConfigError, DataError
+from robustlab.ecg.data.mitdb import RR_FEATURES
 
 __all__ = ["FEATURE_GROUPS", "RR_FEATURES", "beat_span", "feature_names", "handcrafted_features", "qrs_bounds"]
 
 FEATURE_GROUPS = ("rr", "qrs", "wavelet", "hos")
-
-# The same tuple as robustlab.ecg.data.mitdb.RR_FEATURES (the design contract); tests/ecg/test_features.py checks
-# that they agree once the data layer is there.
-RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "record_rr", "pre_ratio", "post_ratio", "local_ratio",
-               "post_pre_ratio")
 
 QRS_FEATURES = ("qrs_width", "qrs_on", "qrs_off", "r_amp", "q_amp", "s_amp", "qrs_pp")
 HOS_INTERVALS = 5

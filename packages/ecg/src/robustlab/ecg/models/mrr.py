@@ -29,14 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from robustlab.common.errors import ConfigError, DataError
 from robustlab.common.modelfile import RecordsArgs
 from robustlab.common.models import MLP
 from robustlab.ecg.models.channels import CHANNEL_MODELS, ChannelModel
 
-__all__ = ["MRRClassifier", "MRRNet", "WeightedCrossEntropy", "balanced_class_weights", "channel_embeddings",
+__all__ = ["MRRClassifier", "MRRNet", "channel_embeddings",
            "channel_name"]
 
 CITATION = (
@@ -88,26 +87,6 @@ def channel_embeddings(models: Sequence[nn.Module], x: np.ndarray | Tensor, *, b
         dim = getattr(model, "embedding_dim", None)
         out.append(torch.cat(parts) if parts else torch.zeros(0, dim or 0))
     return torch.cat(out, dim=1).numpy().astype(np.float32, copy=False)
-
-
-def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
-    """``n / (K_present * count_k)`` per class (scikit-learn's ``"balanced"``), 0 for a class absent from ``y``."""
-    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=num_classes).astype(np.float64)
-    present = counts > 0
-    weights = np.zeros(num_classes)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
-    return weights
-
-
-class WeightedCrossEntropy(nn.Module):
-    """Cross entropy with per-class weights (unlabelled ``-1`` samples left out), usable as a regime's ``loss``."""
-
-    def __init__(self, weight: Sequence[float] | Tensor) -> None:
-        super().__init__()
-        self.register_buffer("weight", torch.as_tensor(weight, dtype=torch.float32))
-
-    def forward(self, logits: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(logits, y, weight=self.weight.to(logits.device, logits.dtype), ignore_index=-1)
 
 
 def _matrix(a: Any, what: str, n: int | None = None) -> np.ndarray:
@@ -285,7 +264,9 @@ class MRRClassifier:
         from robustlab.common.training import TrainConfig, build_regime, train
 
         k = self.num_classes_
-        weight = balanced_class_weights(y, k) if self.class_weight == "balanced" else np.ones(k)
+        from robustlab.common.losses import WeightedCrossEntropy, class_weights
+
+        weight = class_weights(y, k, how="balanced" if self.class_weight == "balanced" else "none")
         config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                              weight_decay=self.weight_decay, patience=self.patience,
                              monitor="val_macro_f1" if X_val is not None else None)
