@@ -154,3 +154,7 @@ def test_download_into_the_cache_offline(cinc_root, tmp_path, monkeypatch):
     assert not (folder / "training/georgia/g1/E07501.mat").exists()
     with pytest.raises(DownloadError, match="lists no training record of the sources cpsc_2018"):
         cinc2021_path(sources=("cpsc_2018",), progress=False, **urls)
+    with pytest.raises(DownloadError, match="lists no training record"):  # a group of a source, not present
+        cinc2021_path(sources=("georgia/g2",), progress=False, **urls)
+    (site / "training/georgia/g1/E07501.mat").write_bytes((cinc_root / "E07501.mat").read_bytes())
+    assert cinc2021_path(sources=("georgia/g1",), progress=False, **urls) == folder  # a group of a source

@@ -213,3 +213,20 @@ def test_download_into_the_cache_offline(mitdb_root, tmp_path, monkeypatch):
     monkeypatch.setattr(wfdb, "dl_database", offline)
     with pytest.raises(DownloadError, match="MIT-BIH records 106 from PhysioNet .* failed: ConnectionError"):
         mitdb.mitdb_path(records=["106"])
+
+
+def test_beat_windows_leave_out_windows_touching_invalid_samples_and_count_them():
+    from robustlab.ecg.data.mitdb import beat_windows, rr_features
+
+    fs = 360.0
+    t = np.arange(20 * 360)
+    signal = (np.exp(-0.5 * ((t % 360 - 180) / 6.0) ** 2)).astype(np.float32)  # one beat a second
+    sample = np.arange(180, len(t), 360)
+    signal[5 * 360 + 10] = np.nan  # inside the window of the beats at 5.5 s and 4.5 s, 6.5 s (+-1 s windows)
+    windows, rr, keep, filtered, dropped = beat_windows(signal, sample, fs, before=360, after=360, record="x")
+    assert dropped == {"edge": 2, "invalid_samples": 2}  # first and last beat at the edges; two touch the NaN
+    assert len(windows) == len(sample) - 4 and np.isfinite(windows).all() and np.isfinite(filtered).all()
+    assert not set(sample[keep]) & {4 * 360 + 180, 5 * 360 + 180}
+    np.testing.assert_array_equal(rr, rr_features(sample, fs)[keep])  # RR over all beats, then selected
+    with pytest.raises(DataError, match="record y"):
+        beat_windows(np.full(800, np.nan, np.float32), sample[:2], fs, before=360, after=360, record="y")

@@ -16,7 +16,7 @@ import numpy as np
 
 from robustlab.common.errors import DataError
 
-__all__ = ["LEAD_FALLBACK", "RecordBeats", "beat_preprocessing", "model_input", "record_beats"]
+__all__ = ["LEAD_FALLBACK", "RecordBeats", "beat_features", "beat_preprocessing", "model_input", "record_beats"]
 
 LEAD_FALLBACK = ("MLII", "II", "ML2", "V5", "V1", "I")
 """Leads tried in order when the model's lead is absent: MIT-BIH's modified limb lead II first, then standard lead
@@ -77,9 +77,8 @@ def record_beats(path: str | Path, *, fs: float, lead: str, before: int, after: 
     """
     from wfdb import processing
 
-    from robustlab.ecg.data.mitdb import SYMBOL_TO_CLASS, rr_features
-    from robustlab.ecg.data.records import cut_windows, read_annotations, read_record, record_base
-    from robustlab.ecg.preprocessing import remove_baseline
+    from robustlab.ecg.data.mitdb import SYMBOL_TO_CLASS, beat_windows
+    from robustlab.ecg.data.records import read_annotations, read_record, record_base
 
     if detector not in ("auto", "annotations", "xqrs", "neurokit"):
         raise ValueError(f"detector must be auto, annotations, xqrs or neurokit, got {detector!r}")
@@ -87,34 +86,46 @@ def record_beats(path: str | Path, *, fs: float, lead: str, before: int, after: 
     rec = read_record(base)
     raw, used = rec.lead(lead, fallback=tuple(f for f in fallback if f != lead))
     note = "as asked" if used == lead else f"{lead} absent, fallback {used} (leads: {', '.join(rec.leads)})"
-    raw = np.nan_to_num(raw.astype(np.float64))
+    raw = raw.astype(np.float64)
+    invalid = np.isnan(raw)
+    if invalid.all():
+        raise DataError(f"record {rec.name} ({rec.path}): lead {used} holds no valid sample")
+    filled = raw if not invalid.any() else np.interp(np.arange(len(raw)), np.flatnonzero(~invalid), raw[~invalid])
     ann_file = base.parent / f"{base.name}.{annotations}"
     symbol = None
     if detector in ("auto", "annotations") and ann_file.is_file():
         ann = read_annotations(base, annotations)
         beats = np.isin(ann.symbol, list(SYMBOL_TO_CLASS))
-        peaks, symbol = ann.sample[beats], ann.symbol[beats]
+        order = np.argsort(ann.sample[beats], kind="stable")
+        peaks, symbol = ann.sample[beats][order], ann.symbol[beats][order]
         how = f"annotations ({annotations})"
     elif detector == "annotations":
         raise DataError(f"record {rec.name}: no annotation file {ann_file} (use --detector xqrs or neurokit)")
     else:
-        peaks, how = _detect(raw, rec.fs, "neurokit" if detector == "neurokit" else "xqrs", rec.name)
+        peaks, how = _detect(filled, rec.fs, "neurokit" if detector == "neurokit" else "xqrs", rec.name)
     if not math.isclose(rec.fs, fs):
-        signal, _ = processing.resample_sig(raw, rec.fs, fs)
+        signal, _ = processing.resample_sig(filled, rec.fs, fs)
         peaks = np.round(np.asarray(peaks) * fs / rec.fs).astype(np.int64)
+        if invalid.any():  # a resampled sample is invalid where its nearest original sample was
+            nearest = np.clip(np.round(np.arange(len(signal)) * rec.fs / fs).astype(np.int64), 0, len(raw) - 1)
+            signal[invalid[nearest]] = np.nan
     else:
         signal = raw
-    signal = remove_baseline(signal.astype(np.float32), fs, tuple(baseline_widths_s))
     peaks = np.asarray(peaks, dtype=np.int64)
     if len(peaks) < 2:
         raise DataError(f"record {rec.name} ({rec.path}): {len(peaks)} beat(s) found ({how}); at least 2 are needed "
                         "for RR intervals")
-    rr = rr_features(peaks, fs)
-    windows, kept = cut_windows(signal, peaks, before, after, record=rec.name)
-    report = {"beats": int(len(peaks)), "kept": int(kept.sum()), "dropped_at_edges": int((~kept).sum())}
+    windows, rr, keep, filtered, dropped = beat_windows(signal, peaks, fs, before=before, after=after,
+                                                        record=rec.name, baseline_widths_s=tuple(baseline_widths_s))
+    if not len(keep):
+        raise DataError(f"record {rec.name} ({rec.path}): none of its {len(peaks)} beats has a whole window of "
+                        f"{before + after} valid samples around it ({dropped['edge']} too close to the edges, "
+                        f"{dropped['invalid_samples']} touching invalid samples)")
+    report = {"beats": int(len(peaks)), "kept": int(len(keep)), "dropped_at_edges": dropped["edge"],
+              "dropped_invalid_samples": dropped["invalid_samples"]}
     return RecordBeats(record=rec.name, path=rec.path, fs=float(fs), fs_record=float(rec.fs), lead=used,
-                       lead_note=note, signal=signal, sample=peaks[kept], windows=np.ascontiguousarray(windows),
-                       rr=rr[kept], symbol=None if symbol is None else symbol[kept], detector=how, report=report)
+                       lead_note=note, signal=filtered, sample=peaks[keep], windows=windows, rr=rr,
+                       symbol=None if symbol is None else symbol[keep], detector=how, report=report)
 
 
 def _detect(signal: np.ndarray, fs: float, detector: str, name: str) -> tuple[np.ndarray, str]:
@@ -125,11 +136,9 @@ def _detect(signal: np.ndarray, fs: float, detector: str, name: str) -> tuple[np
         return np.asarray(info["ECG_R_Peaks"], dtype=np.int64), "NeuroKit2 ecg_peaks (no beat annotations)"
     import contextlib
     import io
-    import logging
 
     from wfdb import processing
 
-    logging.getLogger("wfdb").setLevel(logging.WARNING)
     with contextlib.redirect_stdout(io.StringIO()):
         peaks = processing.xqrs_detect(sig=signal, fs=fs, verbose=False)
     # XQRS marks the QRS; move each mark to the largest |deviation| within 50 ms, the R peak the windows centre on
@@ -139,18 +148,36 @@ def _detect(signal: np.ndarray, fs: float, detector: str, name: str) -> tuple[np
     return peaks.astype(np.int64), "wfdb XQRS (no beat annotations)"
 
 
-def model_input(preprocessing: dict[str, Any], windows: np.ndarray, rr: np.ndarray):
+def model_input(preprocessing: dict[str, Any], windows: np.ndarray, rr: np.ndarray, records: Any = None, *,
+                reference: tuple[Any, Any] | None = None):
     """The tensor a beat model of this ``preprocessing`` takes: windows ``(N, 1, L)``, packed with the hand-crafted
-    features for an MRR."""
+    features for an MRR (:func:`robustlab.ecg.features.record_normalize`d over the beats of each of ``records``;
+    None: all beats are one record's; ``reference``: raw features and records to take the medians from)."""
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))[:, None]
     feats = preprocessing.get("features")
     if not feats:
         return x
-    from robustlab.ecg.features import handcrafted_features
     from robustlab.ecg.models.mrr import MRRNet
 
-    f, _ = handcrafted_features(np.asarray(windows, np.float32), fs=preprocessing["fs"],
-                                r_index=preprocessing["before"], rr=rr, groups=tuple(feats["groups"]))
+    f = beat_features(windows, rr, records, fs=preprocessing["fs"], r_index=preprocessing["before"],
+                      groups=tuple(feats["groups"]), reference=reference)
     return MRRNet.pack(x, torch.from_numpy(f))
+
+
+def beat_features(windows: np.ndarray, rr: np.ndarray, records: Any = None, *, fs: float, r_index: int,
+                  groups=("rr", "qrs", "wavelet", "hos"), reference: tuple[Any, Any] | None = None,
+                  raw: bool = False) -> np.ndarray:
+    """The MRR's hand-crafted features: :func:`~robustlab.ecg.features.handcrafted_features`, then
+    :func:`~robustlab.ecg.features.record_normalize` per record (``records`` None: one record), the medians taken
+    from ``reference`` (raw features and records, see ``raw``) when given. ``raw=True`` returns the features
+    before normalisation (a reference for later calls)."""
+    from robustlab.ecg.features import handcrafted_features, record_normalize
+
+    f, names = handcrafted_features(np.asarray(windows, np.float32), fs=fs, r_index=r_index, rr=rr,
+                                    groups=tuple(groups))
+    if raw:
+        return f
+    rec = np.zeros(len(f), dtype=np.int64) if records is None else np.asarray(records)
+    return record_normalize(f, names, rec, reference=reference)[0]

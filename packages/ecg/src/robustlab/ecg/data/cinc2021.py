@@ -284,7 +284,8 @@ def cinc2021_path(root: str | os.PathLike | None = None, *, download: bool = Tru
         root: a folder holding the records and ``dx_mapping_scored.csv``; checked, never downloaded into. None:
             ``robustlab.common.data.data_dir("ecg", "cinc2021")``.
         download: download into the cache when it holds no record or no mapping.
-        sources: the source folders under ``training/`` to download; empty for all.
+        sources: the source folders under ``training/`` to download (``"georgia"``), or groups of a source
+            (``"georgia/g8"``); empty for all.
         base_url: the project's files (``file://`` URLs work: tests use them).
         mapping_url: the diagnosis mapping.
         progress: show download progress.
@@ -334,7 +335,7 @@ def _download_cinc2021(folder: Path, *, sources: Sequence[str], base_url: str, m
         segments = rel.split("/")
         if segments[0] != "training" or not rel.endswith((".hea", ".mat")):
             continue
-        if sources and (len(segments) < 3 or segments[1] not in sources):
+        if sources and (len(segments) < 3 or (segments[1] not in sources and "/".join(segments[1:3]) not in sources)):
             continue
         wanted.append((rel, digest))
     if not wanted:

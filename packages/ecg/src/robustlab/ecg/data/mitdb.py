@@ -46,6 +46,7 @@ __all__ = [
     "AAMI_SYMBOLS",
     "AFTER",
     "BEFORE",
+    "beat_windows",
     "DS1",
     "DS2",
     "FS",
@@ -320,23 +321,64 @@ class BeatSet:
                    classes=tuple(meta["classes"]), report=meta["report"])
 
 
-def _extract_record(path: Path, *, before: int, after: int, lead: str, baseline: bool, check: bool):
-    """The beats of one record: (x, y, rr, sample, symbol, report entry)."""
+def beat_windows(signal: np.ndarray, sample: np.ndarray, fs: float, *, before: int, after: int, record: str,
+                 baseline: bool = True, baseline_widths_s: tuple[float, ...] = (0.2, 0.6)):
+    """The beat windows of one lead: what :func:`extract_beats` and ``ecg predict`` both cut, the same way.
+
+    Invalid (NaN) samples are filled by linear interpolation for filtering, then every window that touches one is
+    left out; the baseline is removed on the whole lead (:func:`robustlab.ecg.preprocessing.remove_baseline`); the
+    RR features are computed over all beats before any is left out; windows running past the edges are left out.
+
+    Args:
+        signal: ``(L,)`` the lead in mV (NaN where invalid).
+        sample: ``(M,)`` sorted R-peak positions, ``M >= 2``.
+        fs: sampling rate (Hz).
+        before, after: samples before the R peak and from it on.
+        record: the record's name, for messages.
+        baseline: remove the baseline.
+        baseline_widths_s: the widths of :class:`~robustlab.ecg.preprocessing.BaselineRemoval`'s averages.
+
+    Returns:
+        ``(windows (K, before + after) float32, rr (K, 8), keep (K,) indices into sample, the filtered lead (L,),
+        {"edge": n, "invalid_samples": n})``.
+
+    Raises:
+        DataError: the lead is shorter than one window or holds no valid sample (naming the record).
+    """
     from robustlab.ecg.preprocessing import remove_baseline
 
+    x = np.asarray(signal, dtype=np.float32)
+    cut_windows(x, np.zeros(0, dtype=np.int64), before, after, record=record)  # a record shorter than a window
+    invalid = np.isnan(x)
+    if invalid.any():  # fill for filtering (NaN would spread through the moving averages); such windows are dropped
+        good = np.flatnonzero(~invalid)
+        if not len(good):
+            raise DataError(f"record {record}: the lead holds no valid sample")
+        x = np.interp(np.arange(len(x)), good, x[good]).astype(np.float32)
+    if baseline:
+        x = remove_baseline(x, fs, tuple(baseline_widths_s))
+    sample = np.asarray(sample, dtype=np.int64)
+    rr = rr_features(sample, fs)  # over all beats, before any is dropped
+    windows, kept = cut_windows(x, sample, before, after, record=record)
+    bad = np.zeros(len(windows), dtype=bool)
+    if invalid.any():
+        c = np.concatenate([[0], np.cumsum(invalid)])
+        s = sample[kept]
+        bad = (c[s + after] - c[s - before]) > 0
+    keep = np.flatnonzero(kept)[~bad]
+    return (np.ascontiguousarray(windows[~bad]), rr[keep], keep, x,
+            {"edge": int((~kept).sum()), "invalid_samples": int(bad.sum())})
+
+
+def _extract_record(path: Path, *, before: int, after: int, lead: str, baseline: bool, check: bool):
+    """The beats of one record: (x, y, rr, sample, symbol, report entry)."""
     name = path.name
     rec = read_record(path, leads=[lead])
     x, _ = rec.lead(lead)
     cut_windows(x, np.zeros(0, dtype=np.int64), before, after, record=name)  # a record shorter than a window
     ann = read_annotations(path)
-    invalid = np.isnan(x)
-    if invalid.any():  # fill for filtering (NaN would spread through the moving averages); such windows are dropped
-        good = np.flatnonzero(~invalid)
-        if not len(good):
-            raise DataError(f"record {name}: lead {lead} of {rec.path} holds no valid sample")
-        x = np.interp(np.arange(len(x)), good, x[good]).astype(np.float32)
-    if baseline:
-        x = remove_baseline(x, rec.fs)
+    if not np.isfinite(x).any():
+        raise DataError(f"record {name}: lead {lead} of {rec.path} holds no valid sample")
     is_beat = np.isin(ann.symbol, list(SYMBOL_TO_CLASS))
     sample, symbol = ann.sample[is_beat], ann.symbol[is_beat]
     order = np.argsort(sample, kind="stable")
@@ -345,24 +387,16 @@ def _extract_record(path: Path, *, before: int, after: int, lead: str, baseline:
     if len(sample) < 2:
         raise DataError(f"record {name}: annotation file {ann.path} has {len(sample)} beat annotation(s); RR "
                         "features need at least 2")
-    rr = rr_features(sample, rec.fs)  # over all beats, before any is dropped
+    windows, rr, keep, filtered, dropped = beat_windows(x, sample, rec.fs, before=before, after=after, record=name,
+                                                        baseline=baseline)
     if check:
-        ratio = _check_alignment(x, sample, rec.fs, record=name, path=ann.path)
+        ratio = _check_alignment(filtered, sample, rec.fs, record=name, path=ann.path)
     else:
-        ratio = alignment_ratio(x, sample, rec.fs)
-    windows, kept = cut_windows(x, sample, before, after, record=name)
-    edge = int((~kept).sum())
-    bad = np.zeros(len(windows), dtype=bool)
-    if invalid.any():
-        c = np.concatenate([[0], np.cumsum(invalid)])
-        s = sample[kept]
-        bad = (c[s + after] - c[s - before]) > 0
-    keep = np.flatnonzero(kept)[~bad]
+        ratio = alignment_ratio(filtered, sample, rec.fs)
     y = _SYMBOL_CLASS[np.searchsorted(_SYMBOLS_SORTED, symbol[keep])]
-    entry = {"beats": int(len(sample)), "kept": int(len(keep)),
-             "dropped": {"edge": edge, "invalid_samples": int(bad.sum())}, "non_beat": non_beat,
+    entry = {"beats": int(len(sample)), "kept": int(len(keep)), "dropped": dropped, "non_beat": non_beat,
              "alignment": round(ratio, 3)}
-    return windows[~bad], y.astype(np.int64), rr[keep], sample[keep], symbol[keep], entry
+    return windows, y.astype(np.int64), rr, sample[keep], symbol[keep], entry
 
 
 def extract_beats(root: str | os.PathLike, records: Sequence[str], *, before: int = BEFORE, after: int = AFTER,
