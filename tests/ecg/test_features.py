@@ -212,3 +212,36 @@ def test_ventricular_beats_are_wider(record):
     width = feats[:, names.index("qrs_width")]
     n, v = np.median(width[symbols == "N"]), np.median(width[symbols == "V"])
     assert 50 <= n <= 110 and v >= n + 40, (n, v)
+
+
+def test_record_normalize_keeps_the_ratios_and_centres_morphology_per_record():
+    from robustlab.ecg.features import RR_RATIOS, record_normalize
+
+    rng = np.random.default_rng(0)
+    names = [*RR_FEATURES, "qrs_width", "skew_0"]
+    f = rng.normal(size=(9, len(names))).astype(np.float32)
+    rec = np.array(["a"] * 4 + ["b"] * 5)
+    out, out_names = record_normalize(f, names, rec)
+    assert out_names == [*RR_RATIOS, "qrs_width_rel", "skew_0_rel"]
+    np.testing.assert_array_equal(out[:, :4], f[:, [names.index(n) for n in RR_RATIOS]])
+    for r in "ab":
+        m = rec == r
+        np.testing.assert_allclose(np.median(out[m, 4:], 0), 0, atol=1e-6)
+        np.testing.assert_allclose(out[m, 4:], f[m][:, -2:] - np.median(f[m][:, -2:], 0), rtol=1e-6)
+    with pytest.raises(DataError, match="agree"):
+        record_normalize(f, names, rec[:3])
+
+
+def test_record_normalize_takes_the_medians_from_a_reference():
+    from robustlab.ecg.features import record_normalize
+
+    names = [*RR_FEATURES, "qrs_width"]
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(20, len(names))).astype(np.float32)
+    ref_rec = np.array(["a"] * 10 + ["b"] * 10)
+    sub = ref[[0, 1, 12]] + 0.5  # a perturbed subset of the beats
+    out, _ = record_normalize(sub, names, ref_rec[[0, 1, 12]], reference=(ref, ref_rec))
+    np.testing.assert_allclose(out[:2, -1], sub[:2, -1] - np.median(ref[:10, -1]), rtol=1e-6)
+    np.testing.assert_allclose(out[2, -1], sub[2, -1] - np.median(ref[10:, -1]), rtol=1e-6)
+    lone, _ = record_normalize(sub, names, np.array(["c", "c", "c"]), reference=(ref, ref_rec))
+    np.testing.assert_allclose(np.median(lone[:, -1]), 0, atol=1e-6)  # a record without reference: its own

@@ -19,7 +19,7 @@ from robustlab.ecg.models import (
 )
 
 GBDT = {"n_threads": 1}  # a few hundred rows: one OpenMP thread is faster than a team
-FAST = {"gbdt": {"max_iter": 40, **GBDT}, "mlp": {"epochs": 15, "batch_size": 64, "lr": 3e-3}}
+FAST = {"gbdt": {"max_iter": 40, **GBDT}, "mlp": {"epochs": 15, "batch_size": 64, "lr": 3e-3}, "logreg": {"C": 1.0}}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_channel_embeddings_are_the_models_embeddings_side_by_side(models):
 
 # -- MRRClassifier -----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("head", ["gbdt", "mlp"])
+@pytest.mark.parametrize("head", ["gbdt", "mlp", "logreg"])
 def test_heads_fit_a_separable_set(head, one_thread):
     rng = np.random.default_rng(0)
     Z, F, y = _separable(600, rng)
@@ -74,7 +74,7 @@ def test_heads_fit_a_separable_set(head, one_thread):
     assert clf.predict(Zt, Ft).dtype == np.int64
 
 
-@pytest.mark.parametrize("head", ["gbdt", "mlp"])
+@pytest.mark.parametrize("head", ["gbdt", "mlp", "logreg"])
 def test_the_features_are_used_or_ignored(head, one_thread):
     rng = np.random.default_rng(1)
     Z, F, y = _separable(600, rng, through="F")  # only F tells the classes apart
@@ -120,7 +120,7 @@ def test_balanced_mlp_favours_the_rare_class(one_thread):
     assert predicted["balanced"] > 3 * max(predicted[None], 0.01)
 
 
-@pytest.mark.parametrize("head", ["gbdt", "mlp"])
+@pytest.mark.parametrize("head", ["gbdt", "mlp", "logreg"])
 def test_same_seed_same_classifier(head):
     rng = np.random.default_rng(5)
     Z, F, y = _separable(300, rng)

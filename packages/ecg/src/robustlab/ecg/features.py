@@ -41,6 +41,14 @@ against 78 ms on record 100), and its ventricular beats come out 40-100 ms wider
 NeuroKit2's DWT onset often lands on the P wave. The features of 100,000 beats take 1.5-4 s on one thread, about
 400 times less than a per-beat loop (``benchmarks/bench_ecg_features.py``).
 
+Patient-adaptive features (:func:`record_normalize`): across patients, a beat's morphology says more about its class
+relative to the patient's usual beat than in absolute terms (the inter-patient problem of de Chazal et al. 2004).
+``record_normalize`` keeps the RR ratios (already relative to the record's mean RR), drops the RR intervals in
+seconds (the patient's heart rate) and subtracts from every morphology feature its median over the record's beats:
+an unsupervised step that needs only the record's own beats, as the RR ratios do, so it applies to any new record
+unchanged. On MIT-BIH DS1 -> DS2 it raises the macro-F1 of a balanced logistic regression on the features from 0.53
+to 0.63 (S F1 from 0.45 to 0.51; measured with ``robustlab ecg reproduce wang2020``'s data and split).
+
 Reference:
     Mondéjar-Guerra, V., Novo, J., Rouco, J., Penedo, M. G., Ortega, M. (2019). Heartbeat classification fusing
     temporal and morphological information of ECGs via ensemble of classifiers. Biomedical Signal Processing
@@ -63,7 +71,8 @@ import numpy as np
 from robustlab.common.errors import ConfigError, DataError
 from robustlab.ecg.data.mitdb import RR_FEATURES
 
-__all__ = ["FEATURE_GROUPS", "RR_FEATURES", "beat_span", "feature_names", "handcrafted_features", "qrs_bounds"]
+__all__ = ["FEATURE_GROUPS", "RR_FEATURES", "beat_span", "feature_names", "handcrafted_features", "qrs_bounds",
+           "record_normalize"]
 
 FEATURE_GROUPS = ("rr", "qrs", "wavelet", "hos")
 
@@ -310,3 +319,43 @@ def _hos_group(beat: np.ndarray) -> np.ndarray:
         skew = stats.skew(parts, axis=-1)
         kurt = stats.kurtosis(parts, axis=-1)
     return np.nan_to_num(np.concatenate([skew, kurt], axis=1), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+RR_RATIOS = ("pre_ratio", "post_ratio", "local_ratio", "post_pre_ratio")
+"""The RR features that :func:`record_normalize` keeps as they are (they are already relative to the record)."""
+
+
+def record_normalize(features: np.ndarray, names: Sequence[str], record: Sequence | np.ndarray, *,
+                     reference: tuple[np.ndarray, Sequence | np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, list[str]]:
+    """Patient-adaptive features: RR ratios kept, RR seconds dropped, every other feature minus its record median.
+
+    Args:
+        features: ``(N, F)`` from :func:`handcrafted_features`.
+        names: its ``F`` column names.
+        record: ``(N,)`` the record (patient) of each beat; the medians are taken over the beats given per record.
+        reference: ``(features (M, F), record (M,))`` to take each record's medians from instead (e.g. all clean
+            beats of the records, when ``features`` are a subset of them or a perturbed copy); a record absent
+            from it takes its own medians.
+
+    Returns:
+        ``(features (N, F') float32, names)``; the morphology columns are renamed ``<name>_rel``.
+
+    Raises:
+        DataError: the lengths disagree.
+    """
+    f = np.asarray(features, dtype=np.float32)
+    rec = np.asarray(record)
+    if f.ndim != 2 or f.shape[1] != len(names) or len(rec) != len(f):
+        raise DataError(f"record_normalize: features {f.shape}, {len(names)} names and {len(rec)} records must "
+                        "agree (N, F), F and N")
+    keep = [i for i, n in enumerate(names) if n in RR_RATIOS]
+    rel = [i for i, n in enumerate(names) if n not in RR_FEATURES]
+    out = f[:, rel].copy()
+    ref_f, ref_rec = (out, rec) if reference is None else (np.asarray(reference[0], np.float32)[:, rel],
+                                                           np.asarray(reference[1]))
+    for r in np.unique(rec):
+        m, mr = rec == r, ref_rec == r
+        out[m] -= np.median(ref_f[mr] if mr.any() else out[m], axis=0)
+    return (np.concatenate([f[:, keep], out], axis=1).astype(np.float32),
+            [names[i] for i in keep] + [f"{names[i]}_rel" for i in rel])

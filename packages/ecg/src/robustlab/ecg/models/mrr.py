@@ -116,15 +116,20 @@ class MRRClassifier:
       :func:`robustlab.common.training.train` (ERM, Adam) with a cross entropy weighted by ``class_weight``; with
       validation data the epoch of best ``val_macro_f1`` is kept (early stopping after ``patience`` epochs).
       Initialisation and shuffling are seeded by ``seed`` (the global torch random state is left untouched).
+    - ``"logreg"``: :class:`sklearn.linear_model.LogisticRegression` (multinomial, L2 of strength ``1 / C``) with
+      ``class_weight``: the linear baseline of the inter-patient literature (de Chazal et al. 2004 used linear
+      discriminants), which does not fit the training patients' morphology as closely as boosting can.
 
     Args:
-        head: ``"gbdt"`` or ``"mlp"``.
+        head: ``"gbdt"``, ``"mlp"`` or ``"logreg"``.
         use_features: whether ``F`` joins the embeddings (False: ``F`` is ignored and may be None).
         seed: the random seed.
         class_weight: ``"balanced"`` or None (every sample counts the same).
         num_classes: classes ``K``; default ``max(y) + 1`` over the training and validation labels.
         hidden, dropout, epochs, batch_size, lr, weight_decay, patience: the MLP and its training.
-        max_iter, learning_rate, max_leaf_nodes, l2_regularization: the boosting.
+        max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization: the boosting (defaults
+            chosen against over-fitting the training patients: shallow trees of at least 100 beats per leaf).
+        C: the inverse L2 strength of ``"logreg"``.
         n_threads: OpenMP threads of the boosting (``threadpoolctl``); None: scikit-learn's default (all cores).
             On a small or shared machine one thread is often faster.
 
@@ -149,10 +154,11 @@ class MRRClassifier:
                  class_weight: str | None = "balanced", num_classes: int | None = None,
                  hidden: Sequence[int] = (64,), dropout: float = 0.1, epochs: int = 30, batch_size: int = 256,
                  lr: float = 1e-3, weight_decay: float = 1e-4, patience: int | None = 8,
-                 max_iter: int = 300, learning_rate: float = 0.1, max_leaf_nodes: int = 31,
-                 l2_regularization: float = 0.0, n_threads: int | None = None) -> None:
-        if head not in ("gbdt", "mlp"):
-            raise ConfigError(f"MRRClassifier: head must be 'gbdt' or 'mlp', got {head!r}")
+                 max_iter: int = 300, learning_rate: float = 0.05, max_leaf_nodes: int = 8,
+                 min_samples_leaf: int = 100, l2_regularization: float = 0.0, C: float = 0.1,
+                 n_threads: int | None = None) -> None:
+        if head not in ("gbdt", "mlp", "logreg"):
+            raise ConfigError(f"MRRClassifier: head must be 'gbdt', 'mlp' or 'logreg', got {head!r}")
         if class_weight not in ("balanced", None):
             raise ConfigError(f"MRRClassifier: class_weight must be 'balanced' or None, got {class_weight!r}")
         self.head, self.use_features, self.seed, self.class_weight = head, bool(use_features), int(seed), class_weight
@@ -161,6 +167,7 @@ class MRRClassifier:
         self.epochs, self.batch_size, self.lr, self.weight_decay, self.patience = epochs, batch_size, lr, \
             weight_decay, patience
         self.max_iter, self.learning_rate, self.max_leaf_nodes = max_iter, learning_rate, max_leaf_nodes
+        self.min_samples_leaf, self.C = min_samples_leaf, C
         self.l2_regularization, self.n_threads = l2_regularization, n_threads
 
     # -- inputs ---------------------------------------------------------------------------------------------------
@@ -233,6 +240,13 @@ class MRRClassifier:
         Xs_val = self._standardise(X_val) if has_val else None
         if self.head == "gbdt":
             self._fit_gbdt(Xs, y, Xs_val, y_val)
+        elif self.head == "logreg":
+            from sklearn.linear_model import LogisticRegression
+
+            with self._threads():
+                self.model_ = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000,
+                                                 random_state=self.seed).fit(Xs, y)
+            self.history_ = None
         else:
             self._fit_mlp(Xs, y, Xs_val, y_val)
         return self
@@ -242,7 +256,7 @@ class MRRClassifier:
 
         model = HistGradientBoostingClassifier(
             learning_rate=self.learning_rate, max_iter=self.max_iter, max_leaf_nodes=self.max_leaf_nodes,
-            l2_regularization=self.l2_regularization, class_weight=self.class_weight, random_state=self.seed,
+            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization, class_weight=self.class_weight, random_state=self.seed,
             early_stopping=True if X_val is not None else "auto")
         with self._threads():
             if X_val is not None:
@@ -289,7 +303,7 @@ class MRRClassifier:
         """Class probabilities ``(N, num_classes_)`` (a class the boosting never saw in training gets 0)."""
         self._check_fitted()
         Xs = self._standardise(self._columns(Z, F, fitted=True))
-        if self.head == "gbdt":
+        if self.head in ("gbdt", "logreg"):
             with self._threads():
                 p = self.model_.predict_proba(Xs)
             out = np.zeros((len(Xs), self.num_classes_), dtype=np.float64)
@@ -312,8 +326,8 @@ class MRRClassifier:
         """
         self._check_fitted()
         if self.head != "mlp":
-            raise ConfigError("MRRClassifier.to_module needs head='mlp': a gradient-boosting head is not a "
-                              "differentiable module")
+            raise ConfigError(f"MRRClassifier.to_module needs head='mlp': a {self.head} head is not a torch module "
+                              "(gradient boosting is not differentiable)")
         names = [channel_name(m) for m in models]
         dims = sum(int(m.embedding_dim) for m in models)
         if dims != self.n_embedding_:
