@@ -13,7 +13,7 @@ from robustlab.common import regimes
 
 MODULES = sorted({inspect.getmodule(getattr(regimes, name)).__name__ for name in regimes.__all__}
                  | {"robustlab.common.training", "robustlab.common.tasks", "robustlab.common.modelfile",
-                    "robustlab.common.progress", "robustlab.common.testing.fuzz"})
+                    "robustlab.common.progress", "robustlab.common.testing.fuzz", "robustlab.common.losses"})
 
 
 @pytest.mark.parametrize("name", regimes.__all__)

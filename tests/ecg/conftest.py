@@ -23,9 +23,23 @@ def cinc_root():
 
 
 @pytest.fixture(scope="session")
-def beats_cache(tmp_path_factory):
-    """The session's beat cache folder."""
-    return tmp_path_factory.mktemp("ecg-beats")
+def ecg_data_dir(tmp_path_factory):
+    """The session's robustlab data folder for the ECG tests (``$ROBUSTLAB_DATA`` while they run)."""
+    return tmp_path_factory.mktemp("ecg-data")
+
+
+@pytest.fixture(autouse=True)
+def _ecg_data_dir(ecg_data_dir, monkeypatch):
+    """Commands and recipes run by the tests cache their beats in the session's folder, shared with the fixtures
+    below: the beats are extracted once per session, and nothing is written to the user's cache."""
+    monkeypatch.setenv("ROBUSTLAB_DATA", str(ecg_data_dir))
+
+
+@pytest.fixture(scope="session")
+def beats_cache(ecg_data_dir):
+    """The session's beat cache folder: ``load_beats``'s default, ``data_dir("ecg", "beats")``, under
+    ``ecg_data_dir``."""
+    return ecg_data_dir / "ecg" / "beats"
 
 
 def _load(split, root, cache):

@@ -68,3 +68,20 @@ def test_train_channel_refuses_non_finite_windows():
     x[3, 10] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         train_channel("cnn", x, y, x, y, num_classes=2, config=ChannelTrainConfig(epochs=1))
+
+
+def test_the_regimes_train_differently_from_the_same_start(one_thread):
+    import torch
+
+    x, y = _beats(120, 0)
+    weights = {}
+    for regime in ("erm", "noise", "adversarial"):
+        config = ChannelTrainConfig(epochs=2, batch_size=32, regime=regime, patience=None, noise_std=0.2,
+                                    adv_eps=0.05, adv_steps=2, adv_warmup=0)
+        model, _ = train_channel("cnn", x, y, x, y, num_classes=2, config=config, seed=3)
+        weights[regime] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    again, _ = train_channel("cnn", x, y, x, y, num_classes=2, seed=3,
+                             config=ChannelTrainConfig(epochs=2, batch_size=32, patience=None))
+    assert torch.equal(weights["erm"], torch.cat([p.detach().flatten() for p in again.parameters()]))
+    assert not torch.allclose(weights["erm"], weights["noise"]) and not torch.allclose(weights["erm"],
+                                                                                        weights["adversarial"])

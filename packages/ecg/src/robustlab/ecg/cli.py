@@ -57,11 +57,13 @@ def prepare(data: Path | None, before: int, after: int, lead: str, progress: boo
         t = time.perf_counter()
         beats = load_beats(split, root=root, before=before, after=after, lead=lead, progress=progress)
         counts = beats.counts()
-        report = beats.report
-        dropped = report.get("dropped", report.get("dropped_total", {}))
+        totals = beats.report["totals"]
+        left_out = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in totals["dropped"].items() if n) or "none"
         click.echo(f"{split}: {len(beats)} beats from {len(set(beats.record.tolist()))} records ("
                    + ", ".join(f"{c} {counts.get(c, 0)}" for c in AAMI_CLASSES)
-                   + f") in {time.perf_counter() - t:.2f} s; left out: {dropped or 'none'}")
+                   + f") in {time.perf_counter() - t:.2f} s; of {totals['beats']} beat annotations left out: {left_out} "
+                   f"(window past the record's edge, or touching invalid samples); {totals['non_beat']} non-beat "
+                   "annotations")
 
 
 def _train_options(f):
@@ -132,6 +134,10 @@ def train(model_name: str, data: Path | None, regime: str, noise_std: float, adv
     ds1 = load_beats("DS1", root=_mitdb(data, progress), progress=progress).only(BEAT_CLASSES)
     tr, va = validation_split(ds1.record, ds1.y, fraction=val_fraction, seed=0)
     train_set, val_set = ds1.subset(tr), ds1.subset(va)
+    dropped = ds1.report.get("only", {}).get("dropped", {})
+    if dropped:
+        click.echo("DS1 beats not of the classes N, S, V, F, left out: "
+                   + ", ".join(f"{c} {n}" for c, n in dropped.items()), err=True)
     train_set = train_set.subset(balance_n(train_set.y, max_n, seed=seed))
     click.echo(f"DS1: {len(train_set)} training beats, {len(val_set)} validation beats from "
                f"{len(set(val_set.record.tolist()))} held-out records ({', '.join(sorted(set(val_set.record.tolist())))})",
@@ -149,11 +155,12 @@ def train(model_name: str, data: Path | None, regime: str, noise_std: float, adv
     preprocessing = beat_preprocessing(classes=BEAT_CLASSES, fs=ds1.fs, before=ds1.before, after=ds1.after,
                                        lead=ds1.lead)
     if model_name == "mrr":
-        from robustlab.ecg.features import FEATURE_GROUPS, handcrafted_features
+        from robustlab.ecg.features import FEATURE_GROUPS
         from robustlab.ecg.models.mrr import MRRClassifier, channel_embeddings
+        from robustlab.ecg.pipeline import beat_features
 
         def feats(s):
-            return handcrafted_features(s.x, fs=s.fs, r_index=s.r_index, rr=s.rr, groups=FEATURE_GROUPS)[0]
+            return beat_features(s.x, s.rr, s.record, fs=s.fs, r_index=s.r_index, groups=FEATURE_GROUPS)
 
         chans = list(models.values())
         clf = MRRClassifier(head="mlp", use_features=True, seed=seed)
@@ -226,40 +233,45 @@ def evaluate(model_path: Path, data: Path | None, split: str, pgd_eps: tuple[flo
     if not np.isclose(beats.fs, pre["fs"]):
         raise click.UsageError(f"{model_path} was trained at {pre['fs']} Hz; MIT-BIH is {beats.fs} Hz")
 
-    def predict(windows: np.ndarray, rr: np.ndarray) -> np.ndarray:
-        x = model_input(pre, windows, rr)
+    def scores(x) -> np.ndarray:
         with torch.no_grad():
             return torch.cat([model(c).argmax(1) for c in x.split(1024)]).numpy()
 
-    rep = aami_report(beats.y, predict(beats.x, beats.rr), classes)
+    packed = pre.get("features") is not None
+    reference = None
+    if packed:  # each record's feature medians over all its clean beats (see robustlab.ecg.features)
+        from robustlab.ecg.pipeline import beat_features
+
+        raw = beat_features(beats.x, beats.rr, fs=pre["fs"], r_index=pre["before"], groups=pre["features"]["groups"],
+                            raw=True)
+        reference = (raw, beats.record)
+    rep = aami_report(beats.y, scores(model_input(pre, beats.x, beats.rr, beats.record, reference=reference)), classes)
     out.mkdir(parents=True, exist_ok=True)
     plot_confusion(rep["confusion"], classes, out / "confusion.png",
                    title=f"{model_path.name} on {split}: macro-F1 {rep['macro_f1']:.3f}")
-    report = {"model": str(model_path), "split": split, "protocol": "inter-patient (trained on DS1)", **rep,
-              "de_chazal_2004": DE_CHAZAL_2004}
+    protocol = "inter-patient (trained on DS1)" if split == "DS2" else "training records (DS1): not a test figure"
+    report = {"model": str(model_path), "split": split, "protocol": protocol, **rep, "de_chazal_2004": DE_CHAZAL_2004}
     if n_robust:
         from robustlab.common.attacks import PGD
-        from robustlab.ecg.recipes.wang2020 import _balanced_subset
+        from robustlab.ecg.evaluation import balanced_subset
 
-        sub = beats.subset(_balanced_subset(beats.y, n_robust, seed))
-        packed = pre.get("features") is not None
+        sub = beats.subset(balanced_subset(beats.y, n_robust, seed))
 
-        def attack(eps: float) -> np.ndarray:
+        def inputs(windows: np.ndarray):
+            return model_input(pre, windows, sub.rr, sub.record, reference=reference)
+
+        rob = robustness(lambda xs: scores(inputs(xs[:, 0])), sub.x, sub.y,
+                         perturbations={p: list(snr) for p in perturbation}, fs=beats.fs, seed=seed, classes=classes)
+        y = torch.from_numpy(sub.y.astype(np.int64))
+        for eps in pgd_eps:  # white box, end to end (an MRR's hand-crafted features held at their clean values)
             torch.manual_seed(seed)
-            x = model_input(pre, sub.x, sub.rr)
-            budget = eps
-            if packed:
-                from robustlab.ecg.models.mrr import MRRNet
-
-                budget = MRRNet.eps_mask(eps, window=sub.x.shape[1], n_features=x.shape[-1] - sub.x.shape[1])
+            x = inputs(sub.x)
+            budget = model.eps_mask(eps) if packed else eps
             pgd = PGD(model, eps=budget, steps=pgd_steps, random_start=True)
-            y = torch.from_numpy(sub.y.astype(np.int64))
             adv = torch.cat([pgd(a, b) for a, b in zip(x.split(512), y.split(512))]).detach()
-            return adv[..., :sub.x.shape[1]].numpy()
-
-        report["robustness"] = robustness(lambda xs: predict(xs[:, 0], sub.rr), sub.x, sub.y,
-                                          perturbations={p: list(snr) for p in perturbation}, fs=beats.fs,
-                                          seed=seed, classes=classes, attack=attack, eps=pgd_eps)
+            r = aami_report(sub.y, scores(adv), classes)
+            rob[f"pgd@{eps:g}mV_macro_f1"], rob[f"pgd@{eps:g}mV_accuracy"] = r["macro_f1"], r["accuracy"]
+        report["robustness"] = rob
         report["robustness_subset"] = {c: int((sub.y == i).sum()) for i, c in enumerate(classes)}
     atomic_write_json(out / "report.json", report)
     pc = rep["per_class"]
@@ -319,7 +331,7 @@ def predict(model_path: Path, record_path: Path, lead: str | None, detector: str
         beats = record_beats(path, fs=pre["fs"], lead=lead or pre["lead"], before=pre["before"], after=pre["after"],
                              annotations=annotations, detector=detector,
                              baseline_widths_s=tuple(pre.get("baseline_widths_s", (0.2, 0.6))))
-        x = model_input(pre, beats.windows, beats.rr)
+        x = model_input(pre, beats.windows, beats.rr)  # one record: its own feature medians
         with torch.no_grad():
             prob = torch.cat([torch.softmax(model(c), 1) for c in x.split(1024)]).numpy()
         pred = prob.argmax(1)

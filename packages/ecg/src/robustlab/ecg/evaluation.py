@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BEAT_CLASSES", "DE_CHAZAL_2004", "aami_report", "multilabel_report", "plot_confusion",
+__all__ = ["BEAT_CLASSES", "DE_CHAZAL_2004", "aami_report", "balanced_subset", "multilabel_report", "plot_confusion",
            "predict_proba", "robustness"]
 
 BEAT_CLASSES = ("N", "S", "V", "F")
@@ -128,6 +128,22 @@ def plot_confusion(confusion: Any, classes: Sequence[str], path: str | Path, *, 
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return path
+
+
+def balanced_subset(y, n: int, seed: int):
+    """``n`` sorted indices with the classes as equal as their sizes allow (a seeded draw): the subset scored
+    under attacks and perturbations, where every class should weigh alike."""
+    y = np.asarray(y)
+    idx = np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    classes = list(np.unique(y))
+    take: dict[Any, int] = {}
+    left = n
+    for i, c in enumerate(sorted(classes, key=lambda c: (y == c).sum())):
+        share = left // (len(classes) - i)
+        take[c] = min(int((y == c).sum()), share)
+        left -= take[c]
+    return np.sort(np.concatenate([rng.choice(idx[y == c], take[c], replace=False) for c in classes]))
 
 
 def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 1024, device: str | None = None) -> np.ndarray:
