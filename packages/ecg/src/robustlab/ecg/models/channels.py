@@ -143,6 +143,18 @@ class ChannelModel(nn.Module):
         return self.head(self.embed(x))
 
 
+def _conv_stack(in_channels: int, channels: Sequence[int], kernel: int) -> tuple[list[nn.Module], int]:
+    """Convolution (no bias), batch norm, ReLU and max-pool by 2 for each width; returns the layers and the last
+    width."""
+    layers: list[nn.Module] = []
+    cin = in_channels
+    for cout in channels:
+        layers += [nn.Conv1d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(cout), nn.ReLU(),
+                   nn.MaxPool1d(2)]
+        cin = cout
+    return layers, cin
+
+
 def _dense(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(cin, cout), nn.ReLU())
 
@@ -201,12 +213,7 @@ class ECGCNN(RecordsArgs, ChannelModel):
         self._setup(num_classes=num_classes, in_channels=in_channels, fs=fs, window=window, r_index=r_index,
                     crop_s=crop_s, rate=rate, embedding_dim=embedding_dim, dropout=dropout,
                     min_steps=2 ** len(channels))
-        layers: list[nn.Module] = []
-        cin = in_channels
-        for cout in channels:
-            layers += [nn.Conv1d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(cout),
-                       nn.ReLU(), nn.MaxPool1d(2)]
-            cin = cout
+        layers, cin = _conv_stack(in_channels, channels, kernel)
         layers += [nn.AdaptiveAvgPool1d(positions), nn.Flatten(), _dense(cin * positions, hidden),
                    _dense(hidden, embedding_dim)]
         self.body = nn.Sequential(*layers)
@@ -392,12 +399,7 @@ class ECGCNNLSTM(RecordsArgs, ChannelModel):
         self._setup(num_classes=num_classes, in_channels=in_channels, fs=fs, window=window, r_index=r_index,
                     crop_s=crop_s, rate=rate, embedding_dim=embedding_dim, dropout=dropout,
                     min_steps=2 ** len(channels))
-        layers: list[nn.Module] = []
-        cin = in_channels
-        for cout in channels:
-            layers += [nn.Conv1d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(cout),
-                       nn.ReLU(), nn.MaxPool1d(2)]
-            cin = cout
+        layers, cin = _conv_stack(in_channels, channels, kernel)
         layers += [_LastStates(nn.LSTM(cin, hidden, batch_first=True)), _dense(hidden, embedding_dim)]
         self.body = nn.Sequential(*layers)
 
