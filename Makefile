@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/mnist_robust_training.py --threads 1
 	$(BIN)/python benchmarks/bench_genomics_data.py
 	$(BIN)/python benchmarks/bench_genomics_saliency.py
+	$(BIN)/python benchmarks/bench_ecg_beats.py --threads 1
+	$(BIN)/python benchmarks/bench_ecg_features.py --threads 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
