@@ -63,9 +63,27 @@ def test_smoke_profile_through_the_cli(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted({ep.name for ep in entry_points(group=RECIPE_GROUP)}))
-def test_smoke_profile_of_every_registered_recipe_runs(tmp_path, one_thread, name):
+def test_smoke_profile_of_every_registered_recipe_runs(tmp_path, one_thread, name, monkeypatch):
+    from robustlab.common.errors import DownloadError
+    from robustlab.common.testing import in_ci
+
+    # Recipes on real data read the local copies in shared/data, as CI does: by the project's convention a loader
+    # reads a local copy of database <db> from $ROBUSTLAB_<DB> (shared/data/<domain>/<db>). Outside CI a recipe
+    # whose data is neither there nor downloadable is skipped, naming what is missing.
+    shared = Path(os.environ.get("ROBUSTLAB_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared"
+                  / "data")
+    for folder in sorted(shared.glob("*/*")) if shared.is_dir() else ():
+        if folder.is_dir():
+            monkeypatch.setenv(f"ROBUSTLAB_{folder.name.upper()}", str(folder))
+    monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path / "cache"))
     recipe = get_recipe(name)
-    report = run_recipe(recipe, profile="smoke", out_dir=tmp_path, progress=False)
+    try:
+        report = run_recipe(recipe, profile="smoke", out_dir=tmp_path / "out", progress=False)
+    except DownloadError as e:
+        if in_ci():
+            raise
+        pytest.skip(f"recipe {name} needs data that is not in {shared} and cannot be downloaded here: {e}")
+    tmp_path = tmp_path / "out"
     assert report.complete and report.grid_size >= 1
     assert report.table is not None and (tmp_path / "results.png").exists()
     for rid in report.finished:

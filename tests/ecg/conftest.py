@@ -65,3 +65,11 @@ def beats_ds1(mitdb_root, beats_cache):
 def beats_ds2(mitdb_root, beats_cache):
     """All beats of DS2 (the five AAMI classes), default window, lead MLII."""
     return _load("DS2", mitdb_root, beats_cache)
+
+
+@pytest.fixture(autouse=True)
+def _no_local_copies(monkeypatch):
+    """The loaders' local-copy variables ($ROBUSTLAB_MITDB, $ROBUSTLAB_CINC2021) are unset: the tests of the cache
+    and download paths must not read a user's copy; tests that want one set it."""
+    monkeypatch.delenv("ROBUSTLAB_MITDB", raising=False)
+    monkeypatch.delenv("ROBUSTLAB_CINC2021", raising=False)

@@ -230,3 +230,13 @@ def test_beat_windows_leave_out_windows_touching_invalid_samples_and_count_them(
     np.testing.assert_array_equal(rr, rr_features(sample, fs)[keep])  # RR over all beats, then selected
     with pytest.raises(DataError, match="record y"):
         beat_windows(np.full(800, np.nan, np.float32), sample[:2], fs, before=360, after=360, record="y")
+
+
+def test_a_local_copy_named_by_the_environment_is_read_instead_of_the_cache(mitdb_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv(mitdb.ENV_VAR, str(mitdb_root))
+    assert mitdb.mitdb_path(download=False) == mitdb_root
+    monkeypatch.setenv(mitdb.ENV_VAR, str(tmp_path))
+    with pytest.raises(DataError, match=str(tmp_path)):
+        mitdb.mitdb_path(download=False)
+    assert not (tmp_path / "cache").exists()

@@ -33,6 +33,7 @@ from robustlab.common.errors import DataError, DownloadError
 from robustlab.ecg.data.records import find_records, read_header, read_record
 
 __all__ = [
+    "ENV_VAR",
     "CINC2021_URL",
     "DX_MAPPING_URL",
     "EQUIVALENT_CLASSES",
@@ -45,6 +46,8 @@ __all__ = [
     "read_dx_mapping",
 ]
 
+ENV_VAR = "ROBUSTLAB_CINC2021"
+"""Names a local folder of Challenge 2021 records that :func:`cinc2021_path` reads instead of the cache."""
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 EQUIVALENT_CLASSES = (("713427006", "59118001"), ("284470004", "63593006"), ("427172004", "17338001"))
 """The pairs the Challenge scores as one diagnosis (CRBBB/RBBB, PAC/SVPB, PVC/VPB); the first code stands for both.
@@ -282,6 +285,7 @@ def cinc2021_path(root: str | os.PathLike | None = None, *, download: bool = Tru
 
     Args:
         root: a folder holding the records and ``dx_mapping_scored.csv``; checked, never downloaded into. None:
+            the folder named by ``$ROBUSTLAB_CINC2021`` (:data:`ENV_VAR`) when set (a local copy), else
             ``robustlab.common.data.data_dir("ecg", "cinc2021")``.
         download: download into the cache when it holds no record or no mapping.
         sources: the source folders under ``training/`` to download (``"georgia"``), or groups of a source
@@ -299,6 +303,8 @@ def cinc2021_path(root: str | os.PathLike | None = None, *, download: bool = Tru
     """
     from robustlab.common.data import data_dir
 
+    if root is None and os.environ.get(ENV_VAR):
+        root = os.environ[ENV_VAR]
     if root is not None:
         root = Path(root)
         find_records(root)

@@ -46,6 +46,7 @@ __all__ = [
     "AAMI_SYMBOLS",
     "AFTER",
     "BEFORE",
+    "ENV_VAR",
     "beat_windows",
     "DS1",
     "DS2",
@@ -74,6 +75,8 @@ DS2 = ("100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "21
 PACED = ("102", "104", "107", "217")
 RECORDS = tuple(sorted(DS1 + DS2 + PACED))
 FS = 360
+ENV_VAR = "ROBUSTLAB_MITDB"
+"""Names a local copy of the MIT-BIH Arrhythmia Database that :func:`mitdb_path` reads instead of the cache."""
 BEFORE = 360
 AFTER = 360
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "record_rr", "pre_ratio", "post_ratio", "local_ratio",
@@ -115,8 +118,9 @@ def mitdb_path(root: str | os.PathLike | None = None, *, records: Sequence[str] 
     """The folder of the MIT-BIH records, downloaded from PhysioNet into the cache when they are missing there.
 
     Args:
-        root: a folder holding the records (``NNN.hea/.dat/.atr``); checked, never downloaded into. None: the cache
-            folder ``robustlab.common.data.data_dir("ecg", "mitdb")``.
+        root: a folder holding the records (``NNN.hea/.dat/.atr``); checked, never downloaded into. None: the
+            folder named by ``$ROBUSTLAB_MITDB`` (:data:`ENV_VAR`) when set (a local copy), else the cache folder
+            ``robustlab.common.data.data_dir("ecg", "mitdb")``.
         records: the records that must be there.
         download: fetch the missing records of the cache folder with ``wfdb.dl_database("mitdb", ...)``; they are
             downloaded into a temporary folder beside it, checked (:func:`read_record`, :func:`read_annotations`)
@@ -133,6 +137,8 @@ def mitdb_path(root: str | os.PathLike | None = None, *, records: Sequence[str] 
     from robustlab.common.data import data_dir
 
     records = tuple(records)
+    if root is None and os.environ.get(ENV_VAR):
+        root = os.environ[ENV_VAR]
     if root is not None:
         root = Path(root)
         missing = _missing_files(root, records)
