@@ -185,10 +185,8 @@ def test_eps_mask_is_zero_on_the_features(fitted):
     mask = net.eps_mask(0.05)
     assert mask.shape == (1, 724)
     assert torch.all(mask[:, :720] == 0.05) and torch.all(mask[:, 720:] == 0)
-    assert torch.equal(MRRNet.eps_mask(0.05, window=720, n_features=4), mask)  # on the class, layout given
-    assert MRRNet.eps_mask(0.1, window=10, n_features=2, in_channels=3).shape == (3, 12)
-    with pytest.raises(ConfigError, match="window= and n_features="):
-        MRRNet.eps_mask(0.05)
+    with pytest.raises(ConfigError, match="eps must be >= 0"):
+        net.eps_mask(-0.05)
 
 
 def test_an_attack_with_the_mask_leaves_the_features_alone(fitted):

@@ -23,7 +23,6 @@ Reference:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import MethodType
 from typing import Any
 
 import numpy as np
@@ -74,16 +73,13 @@ def channel_embeddings(models: Sequence[nn.Module], x: np.ndarray | Tensor, *, b
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32) if not isinstance(x, Tensor) else x).float()
     if xt.ndim != 3:
         raise DataError(f"channel_embeddings takes windows of shape (N, C, L), got {tuple(xt.shape)}")
+    from robustlab.common.modes import model_mode
+
     out = []
     for model in models:
-        was_training = model.training
         device = next(model.parameters()).device
-        model.eval()
-        try:
-            with torch.no_grad():
-                parts = [model.embed(xt[i:i + batch_size].to(device)).cpu() for i in range(0, len(xt), batch_size)]
-        finally:
-            model.train(was_training)
+        with model_mode(model, "eval"), torch.no_grad():
+            parts = [model.embed(xt[i:i + batch_size].to(device)).cpu() for i in range(0, len(xt), batch_size)]
         dim = getattr(model, "embedding_dim", None)
         out.append(torch.cat(parts) if parts else torch.zeros(0, dim or 0))
     return torch.cat(out, dim=1).numpy().astype(np.float32, copy=False)
@@ -344,17 +340,6 @@ class MRRClassifier:
         return net.eval()
 
 
-class _InstanceOrClass:
-    """A method bound to the instance when called on one, to the class when called on the class."""
-
-    def __init__(self, func: Any) -> None:
-        self.func = func
-        self.__doc__ = func.__doc__
-
-    def __get__(self, obj: Any, owner: type) -> Any:
-        return MethodType(self.func, obj if obj is not None else owner)
-
-
 class MRRNet(RecordsArgs, nn.Module):
     """The multi-resolution representation end to end: channel models, standardisation, MLP head.
 
@@ -439,25 +424,13 @@ class MRRNet(RecordsArgs, nn.Module):
                              f"{tuple(x.shape)}")
         return x[..., :self.window], x[:, 0, self.window:]
 
-    @_InstanceOrClass
-    def eps_mask(self_or_cls, eps: float, *, window: int | None = None, n_features: int | None = None,
-                 in_channels: int | None = None) -> Tensor:
+    def eps_mask(self, eps: float) -> Tensor:
         """A per-position L-inf budget ``(C, L + F)`` for :class:`~robustlab.common.attacks.PGD`: ``eps`` (mV) on
-        the window, 0 on the features.
-
-        Called on a network (``net.eps_mask(eps)``) the layout is the network's; called on the class, give it:
-        ``MRRNet.eps_mask(eps, window=L, n_features=F)`` (``in_channels`` default 1).
-        """
-        net = self_or_cls if isinstance(self_or_cls, MRRNet) else None
-        window = window if window is not None else (net.window if net is not None else None)
-        n_features = n_features if n_features is not None else (net.num_features if net is not None else None)
-        in_channels = in_channels if in_channels is not None else (net.in_channels if net is not None else 1)
-        if window is None or n_features is None:
-            raise ConfigError("MRRNet.eps_mask on the class needs window= and n_features= (or call it on a network)")
+        the window, 0 on the features."""
         if not eps >= 0:
             raise ConfigError(f"MRRNet.eps_mask: eps must be >= 0 (mV), got {eps!r}")
-        mask = torch.zeros(in_channels, window + n_features)
-        mask[:, :window] = float(eps)
+        mask = torch.zeros(self.in_channels, self.window + self.num_features)
+        mask[:, :self.window] = float(eps)
         return mask
 
     def representation(self, x: Tensor) -> Tensor:
