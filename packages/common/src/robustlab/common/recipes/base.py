@@ -24,6 +24,7 @@ __all__ = [
     "PaperNumbers",
     "Recipe",
     "Table",
+    "mean_std_cell",
     "mean_std_table",
     "plot_bars",
     "run_id",
@@ -285,6 +286,23 @@ def _fmt(x: float, digits: int) -> str:
     return "nan" if math.isnan(x) else f"{x:.{digits}f}"
 
 
+def mean_std_cell(values: Sequence[float], digits: int = 3) -> str:
+    """A table cell ``"mean ± sd"`` of ``values`` (one per run): the sample standard deviation (n - 1), left out
+    for a single value; ``"—"`` for none.
+
+    Examples::
+
+        >>> mean_std_cell([0.5, 0.7])
+        '0.600 ± 0.141'
+        >>> mean_std_cell([0.5]), mean_std_cell([])
+        ('0.500', '—')
+    """
+    if not values:
+        return "—"
+    mean, std = _mean_std(list(values))
+    return _fmt(mean, digits) + (f" ± {_fmt(std, digits)}" if len(values) > 1 else "")
+
+
 def mean_std_table(
     results: Sequence[Record],
     *,
@@ -324,7 +342,7 @@ def mean_std_table(
             values = [float(r["metrics"][c]) for r in group if c in r["metrics"]]
             if values:
                 mean, std = _mean_std(values)
-                cell = _fmt(mean, digits) + (f" ± {_fmt(std, digits)}" if len(values) > 1 else "")
+                cell = mean_std_cell(values, digits)
                 rec[f"{c}_mean"], rec[f"{c}_std"] = mean, std if len(values) > 1 else ""
             else:
                 cell, rec[f"{c}_mean"], rec[f"{c}_std"] = "—", "", ""

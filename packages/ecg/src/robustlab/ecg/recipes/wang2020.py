@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from robustlab.common.config import bounded, check_values
-from robustlab.common.recipes.base import Paper, PaperNumbers, Recipe, Table
+from robustlab.common.recipes.base import Paper, PaperNumbers, Recipe, Table, mean_std_cell
 
 __all__ = ["DEPARTURES", "PROFILES", "RECIPE", "TARGETS", "Wang2020Profile"]
 
@@ -188,12 +188,10 @@ def _raw_features(root: str, split: str, groups: tuple[str, ...]):
 
 def _features(root: str, split: str, groups: tuple[str, ...], idx):
     """The record-normalised features of beats ``idx`` of ``split``, each record's medians over all its beats."""
-    from robustlab.ecg.features import feature_names, record_normalize
+    from robustlab.ecg.pipeline import subset_features
 
     b = _beats(root, split)
-    raw = _raw_features(root, split, groups)
-    return record_normalize(raw[idx], feature_names(groups, fs=b.fs), b.record[idx],
-                            reference=(raw, b.record))[0]
+    return subset_features(_raw_features(root, split, groups), b.record, idx, fs=b.fs, groups=groups)
 
 
 def _stratified(y, limit: int, seed: int):
@@ -467,15 +465,9 @@ def _values(results, task: str, row: str, metric: str) -> dict[int, float]:
     return out
 
 
-def _ms(values: dict[int, float], digits: int = 3) -> str:
-    v = [x for x in values.values() if math.isfinite(x)]
-    if not v:
-        return "—"
-    mean = sum(v) / len(v)
-    if len(v) < 2:
-        return f"{mean:.{digits}f}"
-    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+def _ms(values: dict[int, float]) -> str:
+    """Mean ± sd over the seeds with a defined value."""
+    return mean_std_cell([x for x in values.values() if math.isfinite(x)])
 
 
 def summarize(results: list[dict[str, Any]], p: Wang2020Profile) -> Table:
