@@ -133,12 +133,12 @@ def train(model_name: str, data: Path | None, regime: str, noise_std: float, adv
     resuming = check_run_folder(out, "ecg train", options, resume=resume, checkpoint=marker)
     ds1 = load_beats("DS1", root=_mitdb(data, progress), progress=progress).only(BEAT_CLASSES)
     tr, va = validation_split(ds1.record, ds1.y, fraction=val_fraction, seed=0)
+    tr = tr[balance_n(ds1.y[tr], max_n, seed=seed)]
     train_set, val_set = ds1.subset(tr), ds1.subset(va)
     dropped = ds1.report.get("only", {}).get("dropped", {})
     if dropped:
         click.echo("DS1 beats not of the classes N, S, V, F, left out: "
                    + ", ".join(f"{c} {n}" for c, n in dropped.items()), err=True)
-    train_set = train_set.subset(balance_n(train_set.y, max_n, seed=seed))
     click.echo(f"DS1: {len(train_set)} training beats, {len(val_set)} validation beats from "
                f"{len(set(val_set.record.tolist()))} held-out records ({', '.join(sorted(set(val_set.record.tolist())))})",
                err=True)
@@ -157,18 +157,19 @@ def train(model_name: str, data: Path | None, regime: str, noise_std: float, adv
     if model_name == "mrr":
         from robustlab.ecg.features import FEATURE_GROUPS
         from robustlab.ecg.models.mrr import MRRClassifier, channel_embeddings
-        from robustlab.ecg.pipeline import beat_features
+        from robustlab.ecg.pipeline import beat_features, subset_features
 
-        def feats(s):
-            return beat_features(s.x, s.rr, s.record, fs=s.fs, r_index=s.r_index, groups=FEATURE_GROUPS)
-
+        raw = beat_features(ds1.x, ds1.rr, fs=ds1.fs, r_index=ds1.r_index, groups=FEATURE_GROUPS, raw=True)
         chans = list(models.values())
+        z_val = channel_embeddings(chans, val_set.x[:, None])
+        f_val = subset_features(raw, ds1.record, va, fs=ds1.fs, groups=FEATURE_GROUPS)
         clf = MRRClassifier(head="mlp", use_features=True, seed=seed)
-        clf.fit(channel_embeddings(chans, train_set.x[:, None]), feats(train_set), train_set.y,
-                channel_embeddings(chans, val_set.x[:, None]), feats(val_set), val_set.y)
+        clf.fit(channel_embeddings(chans, train_set.x[:, None]),
+                subset_features(raw, ds1.record, tr, fs=ds1.fs, groups=FEATURE_GROUPS), train_set.y,
+                z_val, f_val, val_set.y)
         model = clf.to_module(chans)
         preprocessing["features"] = {"groups": list(FEATURE_GROUPS)}
-        val_pred = clf.predict(channel_embeddings(chans, val_set.x[:, None]), feats(val_set))
+        val_pred = clf.predict(z_val, f_val)
     else:
         model = models[model_name]
         val_pred = predict_proba(model, val_set.x).argmax(1)

@@ -16,7 +16,8 @@ import numpy as np
 
 from robustlab.common.errors import DataError
 
-__all__ = ["LEAD_FALLBACK", "RecordBeats", "beat_features", "beat_preprocessing", "model_input", "record_beats"]
+__all__ = ["LEAD_FALLBACK", "RecordBeats", "beat_features", "beat_preprocessing", "model_input", "record_beats",
+           "subset_features"]
 
 LEAD_FALLBACK = ("MLII", "II", "ML2", "V5", "V1", "I")
 """Leads tried in order when the model's lead is absent: MIT-BIH's modified limb lead II first, then standard lead
@@ -181,3 +182,14 @@ def beat_features(windows: np.ndarray, rr: np.ndarray, records: Any = None, *, f
         return f
     rec = np.zeros(len(f), dtype=np.int64) if records is None else np.asarray(records)
     return record_normalize(f, names, rec, reference=reference)[0]
+
+
+def subset_features(raw: np.ndarray, records: Any, idx: Any, *, fs: float,
+                    groups=("rr", "qrs", "wavelet", "hos")) -> np.ndarray:
+    """The record-normalised features of rows ``idx`` of ``raw`` (``beat_features(..., raw=True)`` of a whole beat
+    set with its ``records``), each record's medians taken over all of its beats: a training subset (N beats
+    capped, classes drawn) is normalised as a whole record is at prediction time."""
+    from robustlab.ecg.features import feature_names, record_normalize
+
+    rec = np.asarray(records)
+    return record_normalize(raw[idx], feature_names(tuple(groups), fs=fs), rec[idx], reference=(raw, rec))[0]
