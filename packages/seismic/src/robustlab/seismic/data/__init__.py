@@ -11,6 +11,7 @@ Pacific Northwest earthquake/explosion and IPOC source-region corpora as preproc
 Importing this package loads NumPy only; ObsPy, pandas, SciPy and h5py load when data is read.
 """
 
+from robustlab.seismic.data.ipoc import IPOC_CLASSES, IPOC_CONFIG, ipoc_path, load_ipoc
 from robustlab.seismic.data.pnw import (
     CLASSES,
     fold_split,
@@ -20,7 +21,8 @@ from robustlab.seismic.data.pnw import (
     read_labels,
     read_unlabelled,
 )
+from robustlab.seismic.data.seisbench import WaveformDataset
 from robustlab.seismic.data.traces import index_folder, read_trace
 
-__all__ = ["CLASSES", "fold_split", "index_folder", "load_pnw", "pnw_path", "read_folds", "read_labels",
-           "read_trace", "read_unlabelled"]
+__all__ = ["CLASSES", "IPOC_CLASSES", "IPOC_CONFIG", "WaveformDataset", "fold_split", "index_folder", "ipoc_path",
+           "load_ipoc", "load_pnw", "pnw_path", "read_folds", "read_labels", "read_trace", "read_unlabelled"]
