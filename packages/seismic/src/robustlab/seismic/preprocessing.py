@@ -224,6 +224,17 @@ def filter_array(x: np.ndarray, rate: float, config: PreprocessConfig) -> np.nda
     return np.ascontiguousarray(x)
 
 
+def _grid_step(rate: float, target: float) -> int:
+    """Raw samples between two output samples that fall on raw samples (the output grid starts at the trace's
+    first sample, as ObsPy's ``resample``; cutting the span at a multiple of this keeps that grid)."""
+    if abs(rate - target) <= _RATE_TOLERANCE * target:
+        return 1
+    frac = Fraction(target / rate).limit_denominator(1000)
+    if abs(frac.numerator / frac.denominator * rate - target) > _RATE_TOLERANCE * target:
+        return 1
+    return frac.denominator
+
+
 def _resample(x: np.ndarray, rate: float, target: float) -> np.ndarray:
     """``x`` at ``rate`` -> ``target`` by a rational polyphase filter (the same start time)."""
     if abs(rate - target) <= _RATE_TOLERANCE * target:
@@ -278,7 +289,8 @@ def preprocess_trace(trace, origin, config: PreprocessConfig = PreprocessConfig(
     n0, n1 = config.noise_window if config.n_noise else (w0, w0)
     need0, need1 = min(w0, n0), max(w1, n1)
     span0 = need0 - config.margin
-    i0 = max(0, int(math.floor((span0 - t0) * rate)))
+    step = _grid_step(rate, config.rate)  # raw samples per whole output period: the span starts on the output grid
+    i0 = max(0, int(math.floor((span0 - t0) * rate / step)) * step)
     i1 = min(n, int(math.ceil((need1 + config.margin - t0) * rate)) + 1)
     t_end = t0 + n / rate  # end of the last sample's interval
     for (a, b), what in (((w0, w1), "the signal window"), ((n0, n1), "the noise window")):
