@@ -65,26 +65,32 @@ def _row_features(row, rate=RATE):
     energy = row ** 2
     parts = [np.log10(max(energy[round(a * len(row)):round(b * len(row))].sum() / energy.sum(), 1e-12))
              for a, b in ENERGY_PARTS]
+    n_peak = min(len(row), 512)
+    start = min(max(int(np.argmax(smooth)) - n_peak // 2, 0), len(row) - n_peak)
+    peak = row[start:start + n_peak]
+    fp, pp = signal.welch(peak, fs=rate, nperseg=min(256, n_peak))
+    peak_ratio = np.log10(pp[(fp >= 1) & (fp < 3)].sum()) - np.log10(pp[(fp >= 4) & (fp <= 8)].sum())
     return np.array([
         *_shares(f, p, WAVEFORM_BANDS), np.log10(low) - np.log10(high), fb[np.argmax(pb)], centroid,
         np.sqrt(np.sum((fb - centroid) ** 2 * pb) / pb.sum()),
         t[np.argmax(smooth)], np.log10(smooth.max()) - np.log10(np.median(smooth)),
         np.sum(t * smooth ** 2) / np.sum(smooth ** 2), *parts,
-        stats.kurtosis(row), stats.skew(row), stats.kurtosis(smooth)])
+        stats.kurtosis(row), stats.skew(row), stats.kurtosis(smooth),
+        *_shares(fp, pp, WAVEFORM_BANDS), peak_ratio, np.log10(np.mean(peak ** 2) / np.mean(energy))])
 
 
 def test_names_and_shapes():
     x = _traces()
     feats = waveform_features(x, RATE)
-    assert feats.dtype == np.float32 and feats.shape == (12, len(WAVEFORM_FEATURES)) == (12, 19)
+    assert feats.dtype == np.float32 and feats.shape == (12, len(WAVEFORM_FEATURES)) == (12, 26)
     assert waveform_feature_names() == list(WAVEFORM_FEATURES)
     assert len(set(WAVEFORM_FEATURES)) == len(WAVEFORM_FEATURES)
     np.testing.assert_array_equal(waveform_features(x[:, 0], RATE), feats)  # (N, L) = one component
     x3 = _traces(n=4, c=3, length=1200)
     f3 = waveform_features(x3, RATE)
     names = waveform_feature_names(3)
-    assert f3.shape == (4, 57) and names[0] == "c0_band_share_1_2" and names[-1] == "c2_env_kurtosis"
-    np.testing.assert_allclose(f3[:, 19:38], waveform_features(x3[:, 1], RATE), rtol=1e-6)
+    assert f3.shape == (4, 78) and names[0] == "c0_band_share_1_2" and names[-1] == "c2_log_peak_energy_ratio"
+    np.testing.assert_allclose(f3[:, 26:52], waveform_features(x3[:, 1], RATE), rtol=1e-6)
     nf = noise_features(x[..., :200] * 300, RATE)
     assert nf.shape == (12, len(NOISE_FEATURES)) and noise_feature_names(2)[len(NOISE_FEATURES)] == "c1_log_std"
 
@@ -106,6 +112,7 @@ def test_known_burst():
     assert abs(f["dominant_freq"] - 5.0) < 0.1 and abs(f["env_peak_time"] - 40) < 0.5
     assert abs(f["env_centroid_time"] - 40) < 1 and f["band_share_4_6"] > -0.05 and f["log_ratio_low_high"] < -2
     assert f["energy_share_0.3_0.6"] > -0.01  # 40 s of 100 s
+    assert f["peak_band_share_4_6"] > -0.01 and f["log_peak_energy_ratio"] > 0.5
 
 
 def test_noise_features_match_a_per_trace_computation():

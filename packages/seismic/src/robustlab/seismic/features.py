@@ -26,6 +26,10 @@ Definitions (``rate`` Hz, ``L`` samples per component):
 - ``energy_share_a_b``: ``log10`` of the share of ``sum(x^2)`` in the fraction ``[a, b)`` of the window (0-10 %,
   10-30 %, 30-60 %, 60-100 %: 0-10 s, 10-30 s, 30-60 s, 60-100 s of a 100 s window).
 - ``kurtosis``, ``skew`` (of ``x``), ``env_kurtosis``: ``scipy.stats`` (Fisher, biased: scipy's defaults).
+- ``peak_*``: the band shares and the low/high ratio as above, of the :data:`PEAK_WINDOW_S` (25.6 s) window centred
+  on the smoothed envelope's maximum (shifted to lie inside the trace): the event's spectrum rather than the whole
+  window's, most of which is noise for a small event; ``log_peak_energy_ratio`` = ``log10`` of that window's mean
+  square over the whole trace's (an SNR proxy: 0 for stationary noise).
 - Logs take ``max(value, 1e-12)``; a flat component gives finite values (moments 0).
 
 With several components the names are prefixed ``c0_``, ``c1_``, ... (:func:`waveform_feature_names`).
@@ -47,6 +51,7 @@ __all__ = [
     "BASELINES",
     "ENERGY_PARTS",
     "ENVELOPE_SMOOTH_S",
+    "PEAK_WINDOW_S",
     "NOISE_BANDS",
     "NOISE_FEATURES",
     "WAVEFORM_BANDS",
@@ -68,6 +73,8 @@ ENERGY_PARTS = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.0))
 """Fractions of the window whose energy shares are features."""
 ENVELOPE_SMOOTH_S = 1.0
 """Width (s) of the moving average that smooths the envelope."""
+PEAK_WINDOW_S = 25.6
+"""Length (s) of the window around the envelope's peak whose spectrum gives the ``peak_*`` features."""
 _LOW, _HIGH, _BAND = (1.0, 3.0), (4.0, 8.0), (1.0, 8.0)
 _TINY = 1e-12
 
@@ -82,6 +89,8 @@ WAVEFORM_FEATURES = (
     "env_peak_time", "log_env_peak_median", "env_centroid_time",
     *(f"energy_share_{a:g}_{b:g}" for a, b in ENERGY_PARTS),
     "kurtosis", "skew", "env_kurtosis",
+    *(f"peak_band_share_{_band_name(*b)}" for b in WAVEFORM_BANDS), "peak_log_ratio_low_high",
+    "log_peak_energy_ratio",
 )
 """The names of :func:`waveform_features`' columns for one component."""
 
@@ -193,7 +202,7 @@ def waveform_features(x: np.ndarray, rate: float = 20.0) -> np.ndarray:
 
         >>> import numpy as np
         >>> waveform_features(np.random.default_rng(0).standard_normal((3, 1, 2000))).shape
-        (3, 19)
+        (3, 26)
     """
     from scipy.ndimage import uniform_filter1d
     from scipy.signal import hilbert
@@ -217,6 +226,17 @@ def waveform_features(x: np.ndarray, rate: float = 20.0) -> np.ndarray:
         cols[f"energy_share_{a:g}_{b:g}"] = _log(energy[..., round(a * length):round(b * length)].sum(-1) / total)
     cols["kurtosis"], cols["skew"] = _moments(x)
     cols["env_kurtosis"], _ = _moments(env)
+    # the strongest part of the trace: a window centred on the envelope's peak (inside the trace)
+    width = min(length, round(PEAK_WINDOW_S * rate))
+    start = np.clip(np.argmax(env, axis=-1) - width // 2, 0, length - width)
+    peak = np.take_along_axis(x, start[..., None] + np.arange(width), axis=-1)
+    fp, pp = _welch(peak, rate, 256)
+    spectral = _spectral(fp, pp, WAVEFORM_BANDS)
+    for lo, hi in WAVEFORM_BANDS:
+        name = f"band_share_{_band_name(lo, hi)}"
+        cols[f"peak_{name}"] = spectral[name]
+    cols["peak_log_ratio_low_high"] = spectral["log_ratio_low_high"]
+    cols["log_peak_energy_ratio"] = _log((peak ** 2).mean(-1)) - _log(energy.mean(-1))
     out = np.stack([cols[name] for name in WAVEFORM_FEATURES], axis=-1)  # (N, C, F)
     return out.reshape(n, c * len(WAVEFORM_FEATURES)).astype(np.float32)
 
@@ -292,7 +312,8 @@ def baseline_model(kind: str, *, seed: int = 0) -> Any:
     """The unfitted scikit-learn estimator of a baseline :data:`BASELINES` kind.
 
     ``"station"``: ``LogisticRegression(class_weight="balanced")`` on the one-hot codes; ``"noise"`` and
-    ``"features"``: ``StandardScaler`` then that logistic regression; ``"features_rf"``:
+    ``"features"``: ``StandardScaler`` then that logistic regression, with ``C = 0.1`` (stronger regularisation: on
+    the 15 PNW folds of ``folds.csv`` the event balanced accuracy is 0.675 ± 0.12, against 0.65 at ``C = 1``); ``"features_rf"``:
     ``RandomForestClassifier(n_estimators=300, class_weight="balanced", random_state=seed, n_jobs=1)``.
     """
     from sklearn.ensemble import RandomForestClassifier
@@ -304,7 +325,8 @@ def baseline_model(kind: str, *, seed: int = 0) -> Any:
         raise ConfigError(f"unknown baseline {kind!r}: expected one of {BASELINES}")
     if kind == "features_rf":
         return RandomForestClassifier(n_estimators=300, class_weight="balanced", random_state=seed, n_jobs=1)
-    lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000, random_state=seed)
+    c = 0.1 if kind == "features" else 1.0
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
     return lr if kind == "station" else make_pipeline(StandardScaler(), lr)
 
 
