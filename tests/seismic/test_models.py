@@ -67,12 +67,20 @@ def test_bad_arguments(cls, kwargs, match):
         cls(**kwargs)
 
 
-@pytest.mark.parametrize("cls", [ConvNetQuake, SpectrogramCNN])
-def test_wrong_input_shape(cls):
+@pytest.mark.parametrize("cls, kwargs", [(ConvNetQuake, {}), (SpectrogramCNN, {"n_samples": 2000})])
+def test_wrong_input_shape(cls, kwargs):
     with pytest.raises(ValueError, match="waveforms of shape"):
-        cls()(torch.randn(2, 1, 1999))
+        cls(**kwargs)(torch.randn(2, 1, 1999))
     with pytest.raises(ValueError, match="waveforms of shape"):
-        cls()(torch.randn(2, 3, 2000))
+        cls(**kwargs)(torch.randn(2, 3, 2000))
+
+
+def test_spectrogram_cnn_takes_any_long_enough_length():
+    model = SpectrogramCNN()  # n_samples=None
+    assert model(torch.randn(2, 1, 1200)).shape == (2, 2) and model.min_samples == 7 * 32
+    assert model(torch.randn(1, 1, model.min_samples)).shape == (1, 2)
+    with pytest.raises(ValueError, match="L >= 224"):
+        model(torch.randn(1, 1, model.min_samples - 1))
 
 
 def _separable(n=64, seed=0):

@@ -65,11 +65,12 @@ class SpectrogramCNN(RecordsArgs, nn.Module):
         dropout: dropout before the linear layer.
         batch_norm: batch norm after each convolution (off by default, as in ConvNetQuake: batch statistics and the
             perturbed forward passes of VAT/EAAT do not mix well).
-        n_samples: samples per window ``L`` expected (checked; the network itself accepts any length of at least
-            ``2^len(channels) * hop_length`` samples).
+        n_samples: samples per window ``L`` expected, checked when given; None (the default) accepts any length of
+            at least ``(2^len(channels) - 1) * hop_length`` samples (the global average pool makes the network
+            length-free).
 
     Shape:
-        input ``(N, in_channels, n_samples)`` waveforms; output ``(N, n_classes)`` logits; :meth:`embed` gives the
+        input ``(N, in_channels, L)`` waveforms (``L = n_samples`` when given); output ``(N, n_classes)`` logits; :meth:`embed` gives the
         ``(N, embedding_dim)`` values the linear layer ``head`` reads.
 
     Reference:
@@ -92,11 +93,12 @@ class SpectrogramCNN(RecordsArgs, nn.Module):
     def __init__(self, in_channels: int = 1, n_classes: int = 2, rate: float = 20.0, n_mels: int = 32, *,
                  n_fft: int = 128, hop_length: int = 32, fmin: float = 1.0, fmax: float = 8.0,
                  channels: Sequence[int] = (16, 32, 64), dropout: float = 0.3, batch_norm: bool = False,
-                 n_samples: int = 2000) -> None:
+                 n_samples: int | None = None) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("n_classes", n_classes), ("n_mels", n_mels),
-                            ("n_samples", n_samples)):
+        for name, value in (("in_channels", in_channels), ("n_classes", n_classes), ("n_mels", n_mels)):
             _positive_int(name, value)
+        if n_samples is not None:
+            _positive_int("n_samples", n_samples)
         widths = tuple(channels)
         if not widths:
             raise ConfigError(f"SpectrogramCNN: channels needs at least one width, got {channels!r}")
@@ -107,8 +109,10 @@ class SpectrogramCNN(RecordsArgs, nn.Module):
         if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
             raise ConfigError(f"SpectrogramCNN: rate must be a finite number > 0 (Hz), got {rate!r}")
         self.spectrogram = Spectrogram(rate, n_fft, hop_length, n_mels, fmin, fmax, log=True)
-        frames, bands = self.spectrogram.n_frames(n_samples), n_mels
-        if min(frames, bands) < 2 ** len(widths):
+        self.min_frames = 2 ** len(widths)
+        self.min_samples = (self.min_frames - 1) * hop_length
+        frames, bands = self.spectrogram.n_frames(n_samples or self.min_samples), n_mels
+        if min(frames, bands) < self.min_frames:
             raise ConfigError(f"SpectrogramCNN: {len(widths)} 2 x 2 pools need spectrograms of at least "
                               f"{2 ** len(widths)} x {2 ** len(widths)}; n_mels={n_mels} and {frames} frames "
                               f"(n_samples={n_samples}, hop_length={hop_length}) give {bands} x {frames}")
@@ -128,8 +132,10 @@ class SpectrogramCNN(RecordsArgs, nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, n_classes))
 
     def _check(self, x: Tensor) -> None:
-        if x.ndim != 3 or x.shape[1] != self.in_channels or x.shape[2] != self.n_samples:
-            raise ValueError(f"SpectrogramCNN takes waveforms of shape (N, {self.in_channels}, {self.n_samples}), "
+        length = self.n_samples if self.n_samples is not None else f"L >= {self.min_samples}"
+        if (x.ndim != 3 or x.shape[1] != self.in_channels
+                or (self.n_samples is not None and x.shape[2] != self.n_samples) or x.shape[2] < self.min_samples):
+            raise ValueError(f"SpectrogramCNN takes waveforms of shape (N, {self.in_channels}, {length}), "
                              f"got {tuple(x.shape)}")
 
     def embed(self, x: Tensor) -> Tensor:
