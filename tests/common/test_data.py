@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from robustlab.common.data import ENV_VAR, ArrayDataset, data_dir, read_idx
+from robustlab.common.data import ENV_VAR, ArrayDataset, CycledDataset, data_dir, read_idx
 from robustlab.common.errors import DataError
 
 # --- data_dir -----------------------------------------------------------------------------------------------
@@ -58,6 +58,26 @@ def test_array_dataset_serves_dicts_and_collates():
     assert batch["x"].shape == (4, 2) and batch["y"].tolist() == [0, 1, 0, 1]
     assert batch["meta"]["record"].tolist() == [100, 101, 102, 103]
     assert set(ArrayDataset(torch.zeros(3, 1), torch.zeros(3))[0]) == {"x", "y", "index"}
+
+
+def test_cycled_dataset_oversamples_whole_batches_and_keeps_indices():
+    ds = CycledDataset(ArrayDataset(np.arange(5.0)[:, None], np.array([0, 1, 0, 1, 1])), 12)
+    assert len(ds) == 12
+    seen = [int(ds[i]["index"]) for i in range(12)]
+    assert seen == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1], "sample i is data[i % len(data)], index kept"
+    batches = list(DataLoader(ds, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    assert [len(b["x"]) for b in batches] == [4, 4, 4], "every batch is whole"
+    counts = np.bincount(torch.cat([b["index"] for b in batches]).numpy(), minlength=5)
+    assert counts.sum() == 12 and counts.min() >= 2 and counts.max() <= 3, counts
+
+
+@pytest.mark.parametrize("length, message", [(3, "length must be an int >= len(data) = 5, got 3"),
+                                             (7.5, "got 7.5")])
+def test_cycled_dataset_rejects_a_short_length(length, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        CycledDataset(ArrayDataset(np.zeros((5, 1))), length)
+    with pytest.raises(DataError, match="empty"):
+        CycledDataset(ArrayDataset(np.zeros((0, 1))), 4)
 
 
 @pytest.mark.parametrize(

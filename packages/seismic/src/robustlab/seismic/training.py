@@ -167,30 +167,6 @@ def _signals(x: Any, what: str) -> np.ndarray:
     return x
 
 
-def _cycled(data, length: int):
-    """``data`` shown ``length`` samples long (a torch Dataset; see :class:`_Cycled`)."""
-    from torch.utils.data import Dataset
-
-    class _CycledDataset(_Cycled, Dataset):
-        pass
-
-    return _CycledDataset(data, length)
-
-
-class _Cycled:
-    """A dataset shown ``length`` times long: sample ``i`` is ``data[i % len(data)]`` (shuffled by the loader,
-    so each epoch sees every labelled trace about ``length / len(data)`` times, as a cycling loader would)."""
-
-    def __init__(self, data, length: int) -> None:
-        self.data, self.length = data, int(length)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, i: int) -> dict:
-        return self.data[int(i) % len(self.data)]
-
-
 def fit_classifier(
     x_l: Any,
     y_l: Any,
@@ -226,7 +202,7 @@ def fit_classifier(
     """
     import torch
 
-    from robustlab.common.data import ArrayDataset
+    from robustlab.common.data import ArrayDataset, CycledDataset
     from robustlab.common.losses import WeightedCrossEntropy, class_weights
     from robustlab.common.recipes.base import seed_everything
     from robustlab.common.training import TrainConfig, build_regime, train
@@ -267,8 +243,9 @@ def fit_classifier(
         unlabeled = torch.from_numpy(pool)
         epoch_length = "unlabeled" if longer else "labeled"
     if longer and (config.uses_unlabelled or config.match_steps):
-        # the labelled traces cycled in whole batches: as many as the pool's, so every batch is 50/50
-        labelled = _cycled(labelled, math.ceil(len(pool) / b) * b)
+        # the labelled traces cycled in whole batches (the core's CycledDataset): as many as the pool's, so every
+        # batch is 50/50
+        labelled = CycledDataset(labelled, math.ceil(len(pool) / b) * b)
     tc = TrainConfig(epochs=config.epochs, batch_size=b, lr=config.lr, weight_decay=config.weight_decay,
                      restore="last", unlabeled_batch_size=b, epoch_length=epoch_length, device=config.device)
     val_data = None

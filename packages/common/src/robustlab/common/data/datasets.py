@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from robustlab.common.errors import DataError
 
-__all__ = ["ArrayDataset"]
+__all__ = ["ArrayDataset", "CycledDataset"]
 
 
 class ArrayDataset(Dataset):
@@ -56,6 +56,41 @@ class ArrayDataset(Dataset):
         if self.meta:
             sample["meta"] = {k: v[i] for k, v in self.meta.items()}
         return sample
+
+
+class CycledDataset(Dataset):
+    """A dataset shown ``length`` samples long: sample ``i`` is ``data[i % len(data)]``.
+
+    Oversamples a small labelled set against a large unlabelled pool, as semi-supervised practice advises (e.g.
+    shadow-ssml's 50/50 labelled/unlabelled batches at small label budgets): with ``length`` the pool's size
+    rounded up to whole batches, a shuffled loader over it gives every batch a full share of labelled samples and
+    shows each labelled sample about ``length / len(data)`` times per epoch. The samples keep their own
+    ``index`` (``data``'s), so per-sample state stays keyed by the underlying sample.
+
+    Args:
+        data: a map-style dataset (e.g. :class:`ArrayDataset`), not empty.
+        length: the length shown, at least ``len(data)``.
+
+    Examples::
+
+        >>> import torch
+        >>> ds = CycledDataset(ArrayDataset(torch.arange(3.0), torch.tensor([0, 1, 0])), 8)
+        >>> len(ds), [int(ds[i]["index"]) for i in range(8)]
+        (8, [0, 1, 2, 0, 1, 2, 0, 1])
+    """
+
+    def __init__(self, data, length: int) -> None:
+        if len(data) == 0:
+            raise DataError("CycledDataset: the dataset to cycle is empty")
+        if not isinstance(length, (int, np.integer)) or length < len(data):
+            raise DataError(f"CycledDataset: length must be an int >= len(data) = {len(data)}, got {length!r}")
+        self.data, self.length = data, int(length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i) -> dict:
+        return self.data[int(i) % len(self.data)]
 
 
 def _as_tensor(a, name: str) -> torch.Tensor:
