@@ -741,7 +741,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
                  "cnn")
     labels = row_labels(model or "cnn")
     fractions = sorted({f for _, f in pnw})
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [2.2, 1]})
     styles = {"station": ":", "noise": ":", "features": "--"}
     for row in (*BASELINES, "supervised", *REGULARIZERS, *SSL):
         pts = [(f, _values(pnw, row, f, "event_ba")) for f in fractions]
@@ -764,7 +764,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylim(0.3, 1.0)
     ax.axhline(0.5, color="grey", lw=0.6)
     ax.set_title("PNW earthquake vs explosion (mean ± sd over splits)", fontsize=9)
-    ax.legend(fontsize=6.5, loc="lower right")
+    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
     ipoc_rows, _ = _ipoc_rows(results, 1)
     f1_rows = [r for r in ipoc_rows if r[2] == "macro-F1"]
     if f1_rows:
@@ -778,7 +778,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             bx.axvline(a, ls=":", lw=0.8, color="tab:red" if name == "lr" else "tab:green")
         bx.set_xlim(0, 1)
         bx.set_xlabel("IPOC macro-F1 (test classes)")
-        bx.set_title("IPOC source region (dotted: anchors LR 0.43, RF 0.57)", fontsize=8)
+        bx.set_title("IPOC source region\n(dotted: anchors LR 0.43, RF 0.57)", fontsize=8)
     else:
         bx.axis("off")
     fig.tight_layout()
