@@ -152,7 +152,7 @@ class Linville2020Profile:
     pnw_root: str = ""
     ipoc_root: str = ""
     unreviewed: bool = True
-    model: str = bounded("cnn", choices=("cnn", "spec"))
+    model: str = bounded("spec", choices=("cnn", "spec"))
     epochs: int = bounded(30, ge=1)
     batch_size: int = bounded(32, ge=1)
     lr: float = bounded(1e-3, gt=0)
@@ -184,7 +184,7 @@ PROFILES = {
     # epochs over a 640-trace unlabelled draw (160 steps; 200 with all labels), the EAAT regularizer only, five
     # IPOC seeds.
     "quick": Linville2020Profile(methods=("baselines", "supervised", "eaat_lo", "mean_teacher", "vat", "eaat"),
-                                 fractions=(0.1, 0.25, 1.0), repeats=(0,), seeds=1, epochs=8, max_unlabelled=640,
+                                 fractions=FRACTIONS, repeats=(0,), seeds=1, epochs=6, max_unlabelled=640,
                                  alpha=0.95, ipoc_epochs=60),
     # The full protocol: 3 repeats x 5 folds x 3 seeds, the whole unreviewed pool, every labelled-only variant,
     # shadow-ssml's EMA decay; device auto.
@@ -449,7 +449,7 @@ def _model_name(model: str) -> str:
     return {"cnn": "1D CNN", "spec": "2D CNN (log-mel)"}.get(model, model)
 
 
-def row_labels(model: str = "cnn") -> dict[str, str]:
+def row_labels(model: str = "spec") -> dict[str, str]:
     """Display names of the table's PNW rows."""
     net = _model_name(model)
     return {"station": "station identity only (one-hot + LR)", "noise": "pre-origin noise only (+ LR)",
@@ -552,7 +552,7 @@ def summarize(results: list[dict[str, Any]], p: Linville2020Profile) -> Table:
             rows_out.append(["PNW eq/explosion", labels.get(row, row), title, str(n), *cells, anchor])
             rec["splits"] = n
             records.append(rec)
-    ipoc_rows, ipoc_records = _ipoc_rows(results, len(fractions))
+    ipoc_rows, ipoc_records = _ipoc_rows(results, len(fractions), p.model)
     rows_out += ipoc_rows
     records += ipoc_records
     if pnw:
@@ -694,7 +694,7 @@ def _shortcut_notes(pnw, fractions, labels) -> list[str]:
 IPOC_LABELS = {"lr": "waveform features + LR", "rf": "waveform features + random forest"}
 
 
-def _ipoc_rows(results, n_fractions: int) -> tuple[list[list[str]], list[dict[str, Any]]]:
+def _ipoc_rows(results, n_fractions: int, model: str = "spec") -> tuple[list[list[str]], list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, float]]] = {}
     for r in results:
         spec = r["spec"]
@@ -705,8 +705,9 @@ def _ipoc_rows(results, n_fractions: int) -> tuple[list[list[str]], list[dict[st
             groups.setdefault(row, []).append({k.split("/", 1)[1]: v for k, v in r["metrics"].items()
                                                if k.startswith(f"{name}/")})
     rows, records = [], []
-    net = {"supervised": "1D CNN, supervised", "eaat_lo": "1D CNN + regularizer (EAAT, labelled only)",
-           "mean_teacher": "1D CNN + MeanTeacher (dev traces unlabelled)"}
+    name = _model_name(model)
+    net = {"supervised": f"{name}, supervised", "eaat_lo": f"{name} + regularizer (EAAT, labelled only)",
+           "mean_teacher": f"{name} + MeanTeacher (dev traces unlabelled)"}
     for row in ("lr", "rf", "supervised", "eaat_lo", "mean_teacher"):
         runs = groups.get(row)
         if not runs:
@@ -738,8 +739,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
     pnw = _pnw_rows(results)
     model = next((r["profile"].get("values", {}).get("model") for r in results if isinstance(r.get("profile"), dict)),
-                 "cnn")
-    labels = row_labels(model or "cnn")
+                 "spec")
+    labels = row_labels(model or "spec")
     fractions = sorted({f for _, f in pnw})
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [2.2, 1]})
     styles = {"station": ":", "noise": ":", "features": "--"}
@@ -765,10 +766,10 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     ax.axhline(0.5, color="grey", lw=0.6)
     ax.set_title("PNW earthquake vs explosion (mean ± sd over splits)", fontsize=9)
     ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
-    ipoc_rows, _ = _ipoc_rows(results, 1)
+    ipoc_rows, _ = _ipoc_rows(results, 1, model or "spec")
     f1_rows = [r for r in ipoc_rows if r[2] == "macro-F1"]
     if f1_rows:
-        names = [r[1].replace("waveform features + ", "features + ").replace("1D CNN + ", "CNN + ") for r in f1_rows]
+        names = [r[1].replace("waveform features + ", "features + ").replace("1D CNN + ", "CNN + ").replace("2D CNN (log-mel) + ", "CNN + ") for r in f1_rows]
         vals = [r[4] for r in f1_rows]
         means = [float(v.split(" ± ")[0]) if v != "—" else math.nan for v in vals]
         sds = [float(v.split(" ± ")[1]) if " ± " in v else 0.0 for v in vals]
