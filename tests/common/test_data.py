@@ -69,6 +69,10 @@ def test_cycled_dataset_oversamples_whole_batches_and_keeps_indices():
     assert [len(b["x"]) for b in batches] == [4, 4, 4], "every batch is whole"
     counts = np.bincount(torch.cat([b["index"] for b in batches]).numpy(), minlength=5)
     assert counts.sum() == 12 and counts.min() >= 2 and counts.max() <= 3, counts
+    assert len(list(ds)) == 12, "iteration stops at the end (IndexError past it)"
+    assert int(ds[-1]["index"]) == 1
+    with pytest.raises(IndexError, match="index 12 out of range for length 12"):
+        ds[12]
 
 
 @pytest.mark.parametrize("length, message", [(3, "length must be an int >= len(data) = 5, got 3"),

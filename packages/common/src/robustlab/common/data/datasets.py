@@ -90,7 +90,10 @@ class CycledDataset(Dataset):
         return self.length
 
     def __getitem__(self, i) -> dict:
-        return self.data[int(i) % len(self.data)]
+        i = int(i)
+        if not -self.length <= i < self.length:
+            raise IndexError(f"CycledDataset: index {i} out of range for length {self.length}")
+        return self.data[i % self.length % len(self.data)]
 
 
 def _as_tensor(a, name: str) -> torch.Tensor:
