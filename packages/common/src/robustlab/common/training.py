@@ -32,7 +32,7 @@ from robustlab.common.errors import ConfigError
 from robustlab.common.regimes.base import Regime
 from robustlab.common.tasks import Task, get_task
 
-__all__ = ["REGIME_NAMES", "TrainConfig", "build_regime", "l2_param_groups", "task_metrics", "train"]
+__all__ = ["REGIME_NAMES", "TrainConfig", "build_regime", "l2_param_groups", "predict_proba", "task_metrics", "train"]
 
 REGIME_NAMES = (
     "erm", "noise", "adversarial", "fast_adversarial", "trades",
@@ -324,3 +324,35 @@ def train(
     return fit(model, regime, loader, optimizer=optimizer, epochs=config.epochs, out_dir=out_dir, resume=resume,
                device=config.device, grad_clip=config.grad_clip, progress=progress, divergence=config.divergence,
                **kwargs)
+
+
+def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 512, device: str | torch.device | None = None):
+    """Class probabilities ``(N, K)`` (softmax of the logits) of a classifier over inputs ``(N, *)``, as a NumPy
+    array: eval mode (every submodule's mode restored afterwards), no gradients, in chunks of ``batch_size``.
+
+    Args:
+        model: a classifier returning ``(N, K)`` logits.
+        x: inputs (array or tensor), cast to float32.
+        batch_size: inputs per forward pass.
+        device: where to run; default the device of the model's parameters.
+
+    Examples::
+
+        >>> import torch
+        >>> from robustlab.common.models import MLP
+        >>> p = predict_proba(MLP(2, 3), torch.randn(5, 2))
+        >>> p.shape, bool(abs(p.sum(1) - 1).max() < 1e-6)
+        ((5, 3), True)
+    """
+    import numpy as np
+
+    from robustlab.common.engine import model_device
+    from robustlab.common.modes import model_mode
+
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, Tensor) else x.float()
+    dev = torch.device(device) if device is not None else model_device(model)
+    out = []
+    with torch.no_grad(), model_mode(model, "eval"):
+        for chunk in x.split(batch_size):
+            out.append(torch.softmax(model(chunk.to(dev)).float(), 1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

@@ -147,18 +147,12 @@ def balanced_subset(y, n: int, seed: int):
 
 
 def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 1024, device: str | None = None) -> np.ndarray:
-    """Softmax probabilities ``(N, K)`` of a classifier over windows ``(N, L)`` or ``(N, C, L)`` (eval mode, no grad)."""
-    from robustlab.common.modes import model_mode
+    """Softmax probabilities ``(N, K)`` of a classifier over windows ``(N, L)`` or ``(N, C, L)`` (eval mode, no grad):
+    :func:`robustlab.common.training.predict_proba` with one channel added to ``(N, L)`` windows."""
+    from robustlab.common.training import predict_proba as _predict_proba
 
-    x = torch.as_tensor(np.asarray(x, np.float32))
-    if x.ndim == 2:
-        x = x[:, None]
-    dev = torch.device(device) if device else next(model.parameters()).device
-    out = []
-    with model_mode(model, "eval"), torch.no_grad():
-        for chunk in x.split(batch_size):
-            out.append(torch.softmax(model(chunk.to(dev)).float(), 1).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    x = np.asarray(x, np.float32)
+    return _predict_proba(model, x[:, None] if x.ndim == 2 else x, batch_size=batch_size, device=device)
 
 
 def robustness(

@@ -279,19 +279,9 @@ def train_classifier(x_l: Any, y_l: Any, x_u: Any = None, *, config: SeismicTrai
 
 
 def predict_proba(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities ``(N, K)`` of inputs ``(N, C, L)``: softmax of the model's logits, no gradients, eval
-    mode (every submodule's mode restored afterwards), on the model's device."""
-    import torch
+    """Class probabilities ``(N, K)`` of inputs ``(N, C, L)`` (or ``(N, L)``; NaN or infinite samples refused):
+    :func:`robustlab.common.training.predict_proba` (softmax, no gradients, eval mode restored, on the model's
+    device)."""
+    from robustlab.common.training import predict_proba as _predict_proba
 
-    from robustlab.common.engine import model_device
-    from robustlab.common.modes import model_mode
-
-    x = torch.as_tensor(_signals(x, "inputs"))
-    device = model_device(model)
-    out = []
-    with torch.no_grad(), model_mode(model, "eval"):
-        for chunk in x.split(batch_size):
-            out.append(torch.softmax(model(chunk.to(device)).float(), 1).cpu())
-    if not out:
-        return np.zeros((0, 0), np.float32)
-    return torch.cat(out).numpy()
+    return _predict_proba(model, _signals(x, "inputs"), batch_size=batch_size)
