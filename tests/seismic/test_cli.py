@@ -128,6 +128,9 @@ def test_predict_on_a_folder_and_bad_inputs(eaat_run, pnw_root, tmp_path):
     assert fake.exit_code == 1 and "fake.pt" in fake.output and "Traceback" not in fake.output
 
 
-def test_reproduce_lists_the_recipe_in_its_help():
-    result = _run("reproduce", "--help")
-    assert result.exit_code == 0 and "RECIPE" in result.output
+def test_reproduce_serves_the_seismic_recipes_only():
+    from robustlab.common.recipes.registry import recipe_names
+
+    assert recipe_names("robustlab.seismic") == ["linville2020"]
+    result = _run("reproduce", "no_such_recipe", "--out", "unused")
+    assert result.exit_code == 2 and "linville2020" in result.output and "Traceback" not in result.output

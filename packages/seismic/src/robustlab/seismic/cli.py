@@ -186,7 +186,8 @@ def train(data: Path | None, model_name: str, regime: str, regularizer_only: boo
                f"in the pool, {int(is_test.sum())} test traces of {len(test_events)} events, {int(is_cal.sum())} "
                f"unreviewed traces of {n_cal} events held out for the OOD calibration", err=True)
     model, result = fit_classifier(x[is_l], y_all[is_l], x[is_pool], config=config, seed=seed,
-                                   n_classes=len(CLASSES), out_dir=out, resume=resuming, progress=progress)
+                                   n_classes=len(CLASSES), model_kwargs={"rate": float(ts.config.rate)}, out_dir=out,
+                                   resume=resuming, progress=progress)
     # the OOD reference: the traces the model trained on (capped, seeded); the threshold: held-out unreviewed ones
     reference = np.flatnonzero(is_l | is_pool)
     if len(reference) > _OOD_REFERENCE_MAX:

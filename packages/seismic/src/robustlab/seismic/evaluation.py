@@ -21,12 +21,10 @@ from typing import Any
 import numpy as np
 
 from robustlab.common.errors import ConfigError, DataError
+from robustlab.seismic.data.pnw import CLASSES  # index 1 (explosion): the positive class of F1 and AUC
 
 __all__ = ["CLASSES", "OODScore", "binary_metrics", "event_labels", "event_probabilities", "multiclass_report",
            "penultimate_features", "waveform_statistics"]
-
-CLASSES = ("earthquake", "explosion")
-"""The classes of the PNW data; index 1 (explosion) is the positive class of F1 and AUC."""
 
 
 def event_probabilities(p_trace: Any, event_ids: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -206,11 +206,12 @@ def predict_folder(model_file: str | os.PathLike, folder: str | os.PathLike, *, 
 
     Raises:
         CheckpointError: the model file cannot be read or is not a seismic model.
-        DataError: the folder holds no file ObsPy can read, or the catalog cannot be read.
+        DataError: the catalog cannot be read. (A folder without one readable trace is no error: the tables are
+            empty and ``skipped`` says why each file was left out.)
     """
     import pandas as pd
 
-    from robustlab.common.errors import CheckpointError
+    from robustlab.common.errors import CheckpointError, ConfigError
     from robustlab.common.modelfile import load_model
     from robustlab.common.progress import progress as progress_bar
     from robustlab.seismic.data.traces import index_folder, read_trace
@@ -220,12 +221,19 @@ def predict_folder(model_file: str | os.PathLike, folder: str | os.PathLike, *, 
 
     loaded = load_model(model_file)
     pre = loaded.preprocessing
-    if pre.get("kind") != MODEL_KIND:
+    if not isinstance(pre, dict) or pre.get("kind") != MODEL_KIND:
         raise CheckpointError(f"{model_file} is a model file of another kind (its preprocessing is not "
                               f"{MODEL_KIND!r}); give a model file written by `robustlab seismic train`")
-    classes = list(pre["classes"])
-    config = replace(PreprocessConfig.from_dict(pre["config"]), noise_window=(0.0, 0.0))
-    ood = OODScore.from_dict(pre["ood"]) if pre.get("ood") else None
+    missing = [k for k in ("classes", "config") if k not in pre]
+    if missing:
+        raise CheckpointError(f"{model_file}: its preprocessing record lacks {', '.join(missing)}; give a model file "
+                              "written by `robustlab seismic train`")
+    try:
+        classes = list(pre["classes"])
+        config = replace(PreprocessConfig.from_dict(pre["config"]), noise_window=(0.0, 0.0))
+        ood = OODScore.from_dict(pre["ood"]) if pre.get("ood") else None
+    except (ConfigError, DataError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{model_file}: its preprocessing record cannot be read ({e})") from e
     folder = Path(folder)
     cat = _read_catalog(catalog) if catalog is not None else None
     window_from = "origin" if cat is not None else "sta_lta"

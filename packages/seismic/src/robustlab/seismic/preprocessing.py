@@ -5,8 +5,10 @@ at most ``max_gap`` (:func:`robustlab.seismic.data.traces.read_trace`), then, pe
 
 1. skipped when its rate is below ``min_rate`` (LHZ/VHZ, 1 Hz and slower), it is empty, holds NaN/inf samples, does
    not cover the signal or noise window, or is a flat line over the signal window (counted by reason);
-2. cut to the analysis span (noise window start minus ``margin`` to the signal window end plus ``margin``): the
-   steps below run on that span only (leaner than filtering the whole file, same result inside the windows);
+2. cut to the analysis span (noise window start minus ``margin`` to the signal window end): the steps below run on
+   that span only (leaner than filtering the whole file). The span always ends at the signal window's end, so the
+   taper and the filter's edge fall on the window's last seconds alike for every file: the PNW files end there,
+   and a longer file given to ``predict`` is treated as they were in training;
 3. detrend (demean, then the least-squares line), Hann taper (``taper`` of the span's length at each end, as
    ObsPy's ``Trace.taper(max_percentage, type="hann")``), Butterworth band-pass ``freqmin``-``freqmax`` Hz with
    ``corners`` corners, zero-phase (forward and backward, as ObsPy's ``bandpass(..., zerophase=True)``; the
@@ -89,8 +91,8 @@ class PreprocessConfig:
         taper: the Hann taper's share of the span at each end (ObsPy's ``max_percentage``).
         max_gap: the largest gap (s) merged by interpolation; a trace with a larger one is skipped.
         normalize: ``"std"`` (the signal window divided by its standard deviation) or ``"none"``.
-        margin: seconds of data kept beyond the windows for filtering (the span is cut to
-            ``[origin + min(window[0], noise_window[0]) - margin, origin + window[1] + margin]``).
+        margin: seconds of data kept before the windows for filtering (the span is cut to
+            ``[origin + min(window[0], noise_window[0]) - margin, origin + window[1]]``).
 
     Examples::
 
@@ -291,7 +293,7 @@ def preprocess_trace(trace, origin, config: PreprocessConfig = PreprocessConfig(
     span0 = need0 - config.margin
     step = _grid_step(rate, config.rate)  # raw samples per whole output period: the span starts on the output grid
     i0 = max(0, int(math.floor((span0 - t0) * rate / step)) * step)
-    i1 = min(n, int(math.ceil((need1 + config.margin - t0) * rate)) + 1)
+    i1 = min(n, int(math.ceil((need1 - t0) * rate)) + 1)  # no margin after: every file ends as the PNW files do
     t_end = t0 + n / rate  # end of the last sample's interval
     for (a, b), what in (((w0, w1), "the signal window"), ((n0, n1), "the noise window")):
         if b <= a:
