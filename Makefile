@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_genomics_saliency.py
 	$(BIN)/python benchmarks/bench_ecg_beats.py --threads 1
 	$(BIN)/python benchmarks/bench_ecg_features.py --threads 1
+	$(BIN)/python benchmarks/bench_seismic_data.py --threads 1
+	$(BIN)/python benchmarks/bench_seismic_spectrogram.py --threads 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
