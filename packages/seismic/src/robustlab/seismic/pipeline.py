@@ -194,7 +194,8 @@ def predict_folder(model_file: str | os.PathLike, folder: str | os.PathLike, *, 
 
     Args:
         model_file: a model file written by ``robustlab seismic train``.
-        folder: the folder of waveform files (searched recursively).
+        folder: the folder of waveform files (every file, recursively, whatever its name: SDS archives have no
+            extension; files ObsPy cannot read are listed in ``skipped`` with the reason).
         catalog: a CSV with ``origin_time`` and ``file`` and/or ``event_id``; None: STA/LTA picks.
         out: folder for ``traces.csv``, ``events.csv`` and ``skipped.csv`` (None: nothing written).
         batch_size: traces per forward pass.
@@ -238,7 +239,7 @@ def predict_folder(model_file: str | os.PathLike, folder: str | os.PathLike, *, 
     cat = _read_catalog(catalog) if catalog is not None else None
     window_from = "origin" if cat is not None else "sta_lta"
 
-    index = index_folder(folder)
+    index = index_folder(folder, pattern=("*",))  # every file: the ones ObsPy cannot read are reported, not ignored
     skipped: list[dict[str, str]] = [{"file": str(f), "trace_id": "", "reason": str(r)}
                                      for f, r in _skipped_of(index)]
     # candidates: (file, trace_id, station, channel, rate, event_id or None, origin or None)
