@@ -183,3 +183,43 @@ def test_array_dataset_of_unlabelled_inputs_and_batch_indexing():
     b = next(iter(whole))
     assert isinstance(b["index"], torch.Tensor) and b["index"].tolist() == list(range(6))
     assert torch.equal(b["y"], torch.arange(6))
+
+
+# --- cache ------------------------------------------------------------------------------------------------------
+
+
+def test_fingerprint_follows_the_files_and_the_parameters(tmp_path):
+    import os
+
+    from robustlab.common.data.cache import fingerprint
+
+    (tmp_path / "a.dat").write_bytes(b"12345")
+    key = fingerprint(tmp_path, ["a.dat"], version=1)
+    assert key == fingerprint(tmp_path, ["a.dat"], version=1)
+    assert key != fingerprint(tmp_path, ["a.dat"], version=2)
+    st = (tmp_path / "a.dat").stat()
+    os.utime(tmp_path / "a.dat", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert key != fingerprint(tmp_path, ["a.dat"], version=1), "a touched file builds a new entry"
+    with pytest.raises(FileNotFoundError):
+        fingerprint(tmp_path, ["missing.dat"])
+
+
+def test_load_or_build_rebuilds_an_entry_that_does_not_read(tmp_path):
+    from robustlab.common.data.cache import load_or_build
+
+    def load(p):
+        text = p.read_text()
+        if not text.startswith("ok:"):
+            raise DataError(f"{p} is not a cache entry")
+        return text
+
+    path = tmp_path / "entry.txt"
+    path.write_text("garbage")
+    builds = []
+    kwargs = {"load": load, "build": lambda: builds.append(1) or "ok:data", "save": lambda v, p: p.write_text(v),
+              "what": "toy set"}
+    with pytest.warns(RuntimeWarning, match="the cached toy set .*entry.txt does not read"):
+        assert load_or_build(path, **kwargs) == "ok:data"
+    assert load_or_build(path, **kwargs) == "ok:data" and len(builds) == 1, "the rebuilt entry is read back"
+    assert load_or_build(None, **kwargs) == "ok:data" and len(builds) == 2, "no path: built, nothing saved"
+

@@ -14,7 +14,8 @@ from robustlab.common import regimes
 MODULES = sorted({inspect.getmodule(getattr(regimes, name)).__name__ for name in regimes.__all__}
                  | {"robustlab.common.training", "robustlab.common.tasks", "robustlab.common.modelfile",
                     "robustlab.common.progress", "robustlab.common.testing.fuzz", "robustlab.common.losses",
-                    "robustlab.common.recipes.base", "robustlab.common.data.datasets"})
+                    "robustlab.common.recipes.base", "robustlab.common.data.datasets",
+                    "robustlab.common.data.cache"})
 
 
 @pytest.mark.parametrize("name", regimes.__all__)

@@ -18,12 +18,10 @@ Importing this module loads NumPy only; wfdb and torch load when records are rea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -469,14 +467,10 @@ def extract_beats(root: str | os.PathLike, records: Sequence[str], *, before: in
 
 
 def _cache_key(root: Path, records: Sequence[str], params: dict) -> str:
-    files = []
-    for r in records:
-        for ext in _EXTENSIONS:
-            st = (root / f"{r}.{ext}").stat()
-            files.append([f"{r}.{ext}", st.st_size, st.st_mtime_ns])
-    blob = json.dumps({"version": _CACHE_VERSION, "records": list(records), "params": params, "files": files},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    from robustlab.common.data.cache import fingerprint  # lazily: importing this module loads NumPy only
+
+    return fingerprint(root, [f"{r}.{ext}" for r in records for ext in _EXTENSIONS], version=_CACHE_VERSION,
+                       records=list(records), params=params)
 
 
 def load_beats(split: str | Sequence[str] = "DS1", *, root: str | os.PathLike | None = None, before: int = BEFORE,
@@ -514,13 +508,8 @@ def load_beats(split: str | Sequence[str] = "DS1", *, root: str | os.PathLike | 
         label = split if isinstance(split, str) else f"{len(records)}records"
         path = Path(cache_dir) if cache_dir is not None else data_dir("ecg", "beats")
         path = path / f"mitdb-{label}-{_cache_key(root, records, params)}.npz"
-        if path.is_file():
-            try:
-                return BeatSet.load_npz(path)
-            except DataError as e:
-                warnings.warn(f"the cached beat set {path} does not read ({e}); extracting it again",
-                              RuntimeWarning, stacklevel=2)
-    beats = extract_beats(root, records, progress=progress, **params)
-    if path is not None:
-        beats.save_npz(path)
-    return beats
+    from robustlab.common.data.cache import load_or_build
+
+    return load_or_build(path, load=BeatSet.load_npz, build=lambda: extract_beats(root, records, progress=progress,
+                                                                                    **params),
+                         save=lambda beats, p: beats.save_npz(p), what="beat set")

@@ -25,10 +25,8 @@ Importing this module loads nothing heavy; pandas, ObsPy and SciPy load when the
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import urllib.parse
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -297,15 +295,12 @@ def _write_manifest(root: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 
 def _cache_key(root: Path, frame, config: PreprocessConfig) -> str:
-    files = []
-    for f in frame["file"]:
-        st = (root / f).stat()
-        files.append([f, st.st_size, st.st_mtime_ns])
+    from robustlab.common.data.cache import fingerprint  # lazily: importing this module loads NumPy only
+
     cols = [c for c in ("file", "trace_id", "origin_time", "label", "event_id", "source") if c in frame]
     table = frame[cols].astype(str).to_csv(index=False)
-    blob = json.dumps({"version": _CACHE_VERSION, "config": config.to_dict(), "files": files,
-                       "table": hashlib.sha256(table.encode()).hexdigest()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return fingerprint(root, frame["file"], version=_CACHE_VERSION, config=config.to_dict(),
+                       table=hashlib.sha256(table.encode()).hexdigest())
 
 
 def load_pnw(root: str | os.PathLike | None = None, *, config: PreprocessConfig = PreprocessConfig(),
@@ -348,13 +343,8 @@ def load_pnw(root: str | os.PathLike | None = None, *, config: PreprocessConfig 
     if cache:
         folder = Path(cache_dir) if cache_dir is not None else data_dir("seismic", "traces")
         path = folder / f"pnw-{'all' if unlabelled else 'labelled'}-{_cache_key(root, frame, config)}.npz"
-        if path.is_file():
-            try:
-                return TraceSet.load_npz(path)
-            except DataError as e:
-                warnings.warn(f"the cached trace set {path} does not read ({e}); preprocessing again",
-                              RuntimeWarning, stacklevel=2)
-    traces = preprocess_files(frame, root, config, classes=CLASSES, progress=progress)
-    if path is not None:
-        traces.save_npz(path)
-    return traces
+    from robustlab.common.data.cache import load_or_build
+
+    return load_or_build(path, load=TraceSet.load_npz,
+                         build=lambda: preprocess_files(frame, root, config, classes=CLASSES, progress=progress),
+                         save=lambda traces, p: traces.save_npz(p), what="trace set")
