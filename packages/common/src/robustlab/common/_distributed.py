@@ -124,7 +124,13 @@ class Distributed:
         if self.world > 1:
             self.all_sum([0.0])
 
-    def close(self) -> None:
+    def close(self, *, synchronize: bool = False) -> None:
+        """Destroy the process group this object created. ``synchronize``: first wait until every process gets
+        here (a blocking collective, which also completes the asynchronous ones still in flight), so that no
+        process tears its group down while another's collectives still use it (gloo aborts the process then);
+        only after a run that ended well, since after an error the other processes may never come."""
         if self.created:
+            if synchronize and self.world > 1:
+                self.barrier()
             dist.destroy_process_group()
         self._keep.clear()

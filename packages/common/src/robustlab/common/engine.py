@@ -569,7 +569,7 @@ class _Run:
         finally:
             self.regime._wrapped = {}
             self.train_model = self.model  # the DDP reducers go before their process group
-            self.ddp.close()
+            self.ddp.close(synchronize=not failed)
 
     # -- resume ---------------------------------------------------------------------------------------------------
     def _resume(self) -> dict[str, Any]:
