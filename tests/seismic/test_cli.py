@@ -53,7 +53,7 @@ def eaat_run(pnw_root, tmp_path_factory):
 
 def test_train_writes_a_model_file_and_test_fold_metrics(eaat_run):
     from robustlab.common.modelfile import load_model
-    from robustlab.seismic.models import ConvNetQuake
+    from robustlab.seismic.models import SpectrogramCNN
 
     out, output = eaat_run
     assert "test fold 0/1: event balanced accuracy" in output
@@ -61,7 +61,7 @@ def test_train_writes_a_model_file_and_test_fold_metrics(eaat_run):
     assert 0 <= metrics["event"]["balanced_accuracy"] <= 1 and metrics["n_test"] > 0
     assert metrics["n_unlabelled"] == 64 and metrics["ood_calibration"] == "held-out unreviewed events"
     loaded = load_model(out / "model.pt")
-    assert isinstance(loaded.model, ConvNetQuake)
+    assert isinstance(loaded.model, SpectrogramCNN), "the default network: the 2D CNN on log-mel spectrograms"
     pre = loaded.preprocessing
     assert pre["kind"] == "seismic_waveform" and pre["classes"] == ["earthquake", "explosion"]
     assert pre["config"]["rate"] == 20.0 and pre["ood"]["threshold"] > 0

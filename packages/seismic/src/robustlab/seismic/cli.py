@@ -88,8 +88,9 @@ def prepare(data: Path | None, dataset: str, ipoc_data: Path | None, progress: b
 
 @seismic.command(short_help="Train the 1D or spectrogram CNN, supervised or semi-supervised (resumable).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
-@click.option("--model", "model_name", type=click.Choice(("cnn", "spec")), default="cnn", show_default=True,
-              help="cnn: ConvNetQuake on waveforms; spec: 2D CNN on log-mel spectrograms.")
+@click.option("--model", "model_name", type=click.Choice(("cnn", "spec")), default="spec", show_default=True,
+              help="spec: 2D CNN on log-mel spectrograms (the linville2020 recipe's network, chosen on inner "
+                   "validation splits); cnn: ConvNetQuake on waveforms.")
 @click.option("--regime", type=click.Choice(("supervised", "mean_teacher", "vat", "eaat")), default="supervised",
               show_default=True, help="Supervised, or a semi-supervised regime of the core.")
 @click.option("--regularizer-only", is_flag=True,

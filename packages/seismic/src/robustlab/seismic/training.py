@@ -47,7 +47,7 @@ class SeismicTrainConfig:
     """Hyperparameters of a seismic training run (every field declares its range).
 
     Attributes:
-        model: ``"cnn"`` (ConvNetQuake on waveforms) or ``"spec"`` (2D CNN on log-mel spectrograms).
+        model: ``"spec"`` (2D CNN on log-mel spectrograms, the default) or ``"cnn"`` (ConvNetQuake on waveforms).
         regime: ``"supervised"``, ``"mean_teacher"``, ``"vat"`` or ``"eaat"``.
         regularizer_only: the regime's consistency on the labelled traces only (``use_unlabeled=False``):
             separates the regularizer's gain from the unlabelled data's.
@@ -66,7 +66,7 @@ class SeismicTrainConfig:
         device: ``"cpu"``, ``"cuda"``, ``"auto"``.
     """
 
-    model: str = bounded("cnn", choices=("cnn", "spec"))
+    model: str = bounded("spec", choices=("cnn", "spec"))
     regime: str = bounded("supervised", choices=REGIMES)
     regularizer_only: bool = False
     epochs: int = bounded(10, ge=1)
