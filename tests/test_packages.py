@@ -19,6 +19,8 @@ import pytest
 import robustlab
 
 DOMAINS = sorted({m.name for m in pkgutil.iter_modules(robustlab.__path__) if m.ispkg} - {"common"})
+MIN_MODULES = {"ecg": 14, "seismic": 17}
+"""Modules a domain has at least (a package that stopped being found whole would import fewer)."""
 
 
 def _modules(domain: str) -> list[str]:
@@ -52,7 +54,7 @@ def test_importing_every_module_creates_nothing_and_imports_no_other_domain(doma
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     count, other = out.stdout.strip().split(" ", 1)
-    assert int(count) == len(_modules(domain)) and int(count) >= 5, count
+    assert int(count) == len(_modules(domain)) and int(count) >= MIN_MODULES.get(domain, 5), count
     assert other == "[]", f"robustlab.{domain} imports another domain: {other}"
     assert not data.exists(), "importing created the data folder"
     assert list(home.iterdir()) == [], f"importing wrote into the home folder: {list(home.iterdir())}"
