@@ -49,11 +49,21 @@ from robustlab.common.arrays import to_numpy
 from robustlab.common.errors import ConfigError, DataError
 
 __all__ = [
+    "transition_matrix",
+    "check_transition_matrix",
+    "corrupt",
+    "symmetric_noise",
+    "pair_noise",
+    "noise_rate",
+    "estimate_noise_rate",
     "label_distribution",
     "confidence",
     "find_noisy",
     "estimate_corruption",
+    "anchor_transition_matrix",
     "forward_loss",
+    "detection_scores",
+    "confident_learning_issues",
 ]
 
 _TINY = 1e-12
@@ -150,6 +160,196 @@ def _rng(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+# -------------------------------------------------------------------------------------------------- generators
+
+_KINDS = ("symmetric", "pair", "random_pair")
+
+
+def _check_rate(rate: Any) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= float(rate) < 1.0:
+        raise ConfigError(f"rate must be a number in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def transition_matrix(kind: str, rate: float, num_classes: int, *, seed=None) -> np.ndarray:
+    """A corruption matrix of a standard kind, rows = true class, columns = observed label.
+
+    - ``"symmetric"``: ``C[i, i] = 1 - rate``, every other entry ``rate / (K - 1)`` (the authors' ``"unif"``), so
+      ``rate`` is the expected fraction of wrong labels;
+    - ``"pair"``: each class sends ``rate`` to the next one, ``C[i, (i + 1) % K] = rate`` (Han et al. 2018's pair
+      flipping);
+    - ``"random_pair"``: each class sends ``rate`` to ONE other class drawn at random with ``seed`` (the authors'
+      ``"flip"``).
+
+    Args:
+        kind: ``"symmetric"``, ``"pair"`` or ``"random_pair"``.
+        rate: the fraction of each class's labels that change, in ``[0, 1)``.
+        num_classes: ``K >= 2``.
+        seed: for ``"random_pair"``: an int, ``None`` or a ``numpy.random.Generator``.
+
+    Returns:
+        ``(K, K)`` float64, rows summing to 1.
+
+    Reference:
+        Liu et al., IJCAI 2020 (palm-ml/PDLE@e325db6, ``PDLE/utils.py``); Han, B. et al., NeurIPS 2018.
+
+    Examples::
+
+        >>> transition_matrix("symmetric", 0.3, 3).round(3).tolist()
+        [[0.7, 0.15, 0.15], [0.15, 0.7, 0.15], [0.15, 0.15, 0.7]]
+        >>> transition_matrix("pair", 0.2, 3).round(3).tolist()
+        [[0.8, 0.2, 0.0], [0.0, 0.8, 0.2], [0.2, 0.0, 0.8]]
+    """
+    if kind not in _KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(map(repr, _KINDS))}, got {kind!r}")
+    rate = _check_rate(rate)
+    k = _check_num_classes(num_classes)
+    if kind == "symmetric":
+        c = np.full((k, k), rate / (k - 1))
+        np.fill_diagonal(c, 1.0 - rate)
+        return c
+    c = np.eye(k) * (1.0 - rate)
+    rows = np.arange(k)
+    if kind == "pair":
+        targets = (rows + 1) % k
+    else:
+        draws = _rng(seed).integers(0, k - 1, size=k)  # one of the K - 1 other classes, uniformly
+        targets = draws + (draws >= rows)
+    c[rows, targets] += rate
+    return c
+
+
+def check_transition_matrix(C: Any, num_classes: int | None = None) -> np.ndarray:
+    """``C`` as a float64 array, checked: square (``(num_classes, num_classes)`` when given), finite,
+    non-negative, every row summing to 1 (within 1e-6).
+
+    Args:
+        C: the matrix, array or tensor.
+        num_classes: the expected ``K``, or ``None`` for any.
+
+    Returns:
+        ``(K, K)`` float64 copy.
+
+    Raises:
+        DataError: naming the shape, the entry or the row (with its sum) at fault.
+
+    Examples::
+
+        >>> check_transition_matrix([[0.9, 0.1], [0.0, 1.0]]).tolist()
+        [[0.9, 0.1], [0.0, 1.0]]
+    """
+    c = np.array(to_numpy(C), dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] == 0:
+        raise DataError(f"C must be a square (K, K) matrix, got shape {tuple(c.shape)}")
+    if num_classes is not None:
+        k = _check_num_classes(num_classes)
+        if c.shape != (k, k):
+            raise DataError(f"C must have shape ({k}, {k}) for num_classes = {k}, got {tuple(c.shape)}")
+    bad = ~np.isfinite(c) | (c < 0)
+    if bad.any():
+        i, j = np.unravel_index(int(np.argmax(bad)), c.shape)
+        raise DataError(f"C[{i}, {j}] = {c[i, j].item()!r} is not a probability (finite, >= 0)")
+    sums = c.sum(axis=1)
+    bad = np.abs(sums - 1.0) > _ROW_ATOL
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"row {i} of C sums to {sums[i]:.9g}, expected 1 (within {_ROW_ATOL:g}): rows are "
+                        f"P(observed label | true class {i})")
+    return c
+
+
+def corrupt(labels: Any, C: Any, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy labels drawn from ``C``: the label of a sample of true class ``y`` is drawn from row ``C[y]``.
+
+    Args:
+        labels: ``(N,)`` true labels, integers in ``[0, K)``.
+        C: ``(K, K)`` corruption matrix (checked with :func:`check_transition_matrix`).
+        seed: an int, ``None`` or a ``numpy.random.Generator``; the same seed gives the same labels.
+
+    Returns:
+        ``(noisy_labels, is_noisy)``: ``(N,)`` int64 and ``(N,)`` bool (``noisy_labels != labels``).
+
+    Examples::
+
+        >>> noisy, is_noisy = corrupt([0, 1, 2, 0], transition_matrix("pair", 0.0, 3), seed=0)
+        >>> noisy.tolist(), is_noisy.tolist()
+        ([0, 1, 2, 0], [False, False, False, False])
+    """
+    c = check_transition_matrix(C)
+    k = len(c)
+    y = _labels(labels, k, "labels")
+    rng = _rng(seed)
+    u = rng.random(len(y))
+    cum = np.cumsum(c, axis=1)
+    cum = cum / cum[:, -1:]  # the last entry exactly 1, so u < 1 never falls past the last class
+    noisy = np.empty_like(y)
+    for i in range(k):
+        at = np.flatnonzero(y == i)
+        noisy[at] = np.searchsorted(cum[i], u[at], side="right")
+    return noisy, noisy != y
+
+
+def symmetric_noise(labels: Any, rate: float, num_classes: int, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric (uniform) label noise: a fraction ``rate`` of the labels, in expectation, moves to one of the
+    ``K - 1`` other classes, uniformly. :func:`transition_matrix` ``("symmetric", ...)`` then :func:`corrupt`.
+
+    Returns:
+        ``(noisy_labels, is_noisy)`` as :func:`corrupt`.
+
+    Examples::
+
+        >>> import numpy as np
+        >>> noisy, is_noisy = symmetric_noise(np.arange(10_000) % 10, 0.4, 10, seed=0)
+        >>> round(float(is_noisy.mean()), 2)
+        0.4
+    """
+    return corrupt(labels, transition_matrix("symmetric", rate, num_classes), seed=seed)
+
+
+def pair_noise(labels: Any, rate: float, num_classes: int, *, seed=None,
+               variant: str = "next") -> tuple[np.ndarray, np.ndarray]:
+    """Pair (flip) label noise: a fraction ``rate`` of each class's labels moves to one other class.
+
+    ``variant="next"``: class ``i`` flips to ``(i + 1) % K`` (Han et al. 2018); ``variant="random"``: each class
+    flips to one other class drawn at random (the authors' ``"flip"``); the same ``seed`` draws the pairs and
+    then the labels.
+
+    Returns:
+        ``(noisy_labels, is_noisy)`` as :func:`corrupt`.
+
+    Examples::
+
+        >>> noisy, _ = pair_noise([0, 1, 2], 0.5, 3, seed=1)
+        >>> all(n in (y, (y + 1) % 3) for y, n in zip([0, 1, 2], noisy.tolist()))
+        True
+    """
+    if variant not in ("next", "random"):
+        raise ConfigError(f"variant must be 'next' or 'random', got {variant!r}")
+    rng = _rng(seed)
+    c = transition_matrix("pair" if variant == "next" else "random_pair", rate, num_classes, seed=rng)
+    return corrupt(labels, c, seed=rng)
+
+
+def noise_rate(noisy_labels: Any, true_labels: Any) -> float:
+    """The observed fraction of labels that differ from the true ones.
+
+    Examples::
+
+        >>> noise_rate([0, 1, 1, 0], [0, 1, 0, 0])
+        0.25
+    """
+    a, b = to_numpy(noisy_labels), to_numpy(true_labels)
+    if a.ndim != 1 or b.ndim != 1:
+        raise DataError(f"noisy_labels and true_labels must be 1-D, got shapes {tuple(a.shape)} and "
+                        f"{tuple(b.shape)}")
+    if len(a) != len(b):
+        raise DataError(f"noisy_labels has {len(a)} entries but true_labels has {len(b)}")
+    if len(a) == 0:
+        raise DataError("noisy_labels and true_labels are empty: no rate to compute")
+    return float(np.mean(a != b))
+
+
 # --------------------------------------------------------------------------------------------------- detection
 
 
@@ -161,7 +361,9 @@ def label_distribution(features: Any, support_features: Any, support_labels: Any
     ``1 / d_j`` (``d_j`` clamped at 1e-12) and the distribution is ``softmax_j(1 / d_j)``, without a
     temperature, as in the authors' ``detect.py`` (``torch.pow(a - b, 2).mean(1)``, then the mean over the shots,
     then ``1 /``; the share of the label is ``exp(s_y) / sum_j exp(s_j)``). Differentiable; LDCE calls it on
-    detached features.
+    detached features. Without a temperature the scale of the features matters: the distribution is sharp only
+    where the distances to the own class are well below 1 (LDCE's similarity loss trains the embedding so); at
+    larger distances every ``1 / d_j`` is small and the distribution is nearly flat.
 
     Args:
         features: the embeddings of the samples to score, a tensor or array; flattened to ``(N, D)``.
@@ -295,7 +497,144 @@ def find_noisy(confidences: Any, threshold: float = 0.5) -> np.ndarray:
     return c < threshold
 
 
+def detection_scores(flagged: Any, is_noisy: Any) -> dict[str, float]:
+    """How well a flagged mask finds the wrong labels: precision, recall and F1 against the true noise mask.
+
+    ``precision`` is the fraction of wrong labels among the flagged samples, ``recall`` the fraction of wrong
+    labels that were flagged, ``f1`` their harmonic mean, ``flagged_fraction`` the fraction flagged. Never NaN: an
+    empty flag set has precision 0.0 (and ``flagged_fraction`` 0.0 shows it), no wrong labels give recall 0.0,
+    and F1 is 0.0 when both are 0 (scikit-learn's ``zero_division=0``).
+
+    Args:
+        flagged: ``(N,)`` bool (or 0/1) mask, ``True`` = flagged as a wrong label (e.g. :func:`find_noisy`).
+        is_noisy: ``(N,)`` bool (or 0/1) mask of the labels that are truly wrong (e.g. from :func:`corrupt`).
+
+    Returns:
+        ``{"precision", "recall", "f1", "flagged_fraction"}`` floats.
+
+    Examples::
+
+        >>> detection_scores([True, True, False, False], [True, False, True, False])
+        {'precision': 0.5, 'recall': 0.5, 'f1': 0.5, 'flagged_fraction': 0.5}
+    """
+    f, t = _mask(flagged, "flagged"), _mask(is_noisy, "is_noisy")
+    if len(f) != len(t):
+        raise DataError(f"flagged has {len(f)} entries but is_noisy has {len(t)}")
+    if len(f) == 0:
+        raise DataError("flagged and is_noisy are empty: nothing to score")
+    hits = int(np.sum(f & t))
+    n_flagged, n_noisy = int(f.sum()), int(t.sum())
+    precision = hits / n_flagged if n_flagged else 0.0
+    recall = hits / n_noisy if n_noisy else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+            "flagged_fraction": n_flagged / len(f)}
+
+
+def _mask(a: Any, name: str) -> np.ndarray:
+    m = to_numpy(a)
+    if m.ndim != 1:
+        raise DataError(f"{name} must be a 1-D mask (N,), got shape {tuple(m.shape)}")
+    if m.dtype == bool:
+        return m
+    if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
+        raise DataError(f"{name} must be a bool or 0/1 mask, got dtype {m.dtype}")
+    bad = (m != 0) & (m != 1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{name}[{i}] = {m[i].item()!r} is not a mask value (True/False or 1/0)")
+    return m.astype(bool)
+
+
+def confident_learning_issues(labels: Any, pred_probs: Any, **kwargs) -> np.ndarray:
+    """Confident learning's label issues: cleanlab's ``find_label_issues`` after checking the inputs.
+
+    Checks that ``pred_probs`` is ``(N, K)`` of finite, non-negative rows summing to 1 (within 1e-3) and that
+    ``labels`` are ``N`` integers in ``[0, K)`` (raising :class:`~robustlab.common.errors.DataError` naming the
+    row or position, where cleanlab would fail later or with a less precise message), then returns
+    ``cleanlab.filter.find_label_issues(labels, pred_probs, **kwargs)``. ``pred_probs`` should be out-of-sample
+    (cross-validated) predictions.
+
+    Args:
+        labels: ``(N,)`` observed labels.
+        pred_probs: ``(N, K)`` predicted probabilities.
+        **kwargs: passed to cleanlab (e.g. ``filter_by="prune_by_noise_rate"``, ``frac_noise``; with
+            ``return_index_ranked_by`` cleanlab returns indices instead of a mask).
+
+    Returns:
+        ``(N,)`` bool mask, ``True`` = label issue (cleanlab's return value).
+
+    Reference:
+        Northcutt, C., Jiang, L., Chuang, I. "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR
+        2021 (cleanlab).
+
+    Examples::
+
+        >>> import numpy as np
+        >>> probs = np.array([[0.9, 0.1]] * 5 + [[0.1, 0.9]] * 5)
+        >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])  # the fifth is labelled 1 but looks like a 0
+        >>> np.flatnonzero(confident_learning_issues(labels, probs)).tolist()
+        [4]
+    """
+    p = _probs(pred_probs, "pred_probs")
+    y = _labels(labels, p.shape[1], "labels")
+    if len(y) != len(p):
+        raise DataError(f"labels has {len(y)} entries but pred_probs has {len(p)} rows")
+    from cleanlab.filter import find_label_issues
+
+    return find_label_issues(y, p, **kwargs)
+
+
 # -------------------------------------------------------------------------------------------------- estimators
+
+
+def estimate_noise_rate(labels: Any, pred_probs: Any) -> float:
+    """Confident learning's estimate of the fraction of wrong labels.
+
+    Per class ``j`` the threshold ``t_j`` is the mean of ``pred_probs[:, j]`` over the samples labelled ``j`` (a
+    class nobody is labelled gets no confident sample); a sample labelled ``i`` counts in the confident joint at
+    ``(i, j)`` where ``j`` is its most probable class among those with ``p_j >= t_j`` (within 1e-6, as cleanlab);
+    a sample above no threshold is not counted. The diagonal is raised to at least 1, each row is rescaled to the
+    number of samples labelled ``i`` and the whole normalised to a joint distribution of (observed, true) labels;
+    the estimate is its off-diagonal mass. (cleanlab's ``estimate_joint`` takes the plain argmax when two or
+    more classes pass their thresholds and rounds the calibrated counts to integers; the two agree closely.)
+
+    Args:
+        labels: ``(N,)`` observed labels, integers in ``[0, K)``.
+        pred_probs: ``(N, K)`` out-of-sample predicted probabilities, rows summing to 1.
+
+    Returns:
+        the estimated fraction of wrong labels, in ``[0, 1]``.
+
+    Reference:
+        Northcutt, C., Jiang, L., Chuang, I. "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR
+        2021 (sections 2.2-2.3: the confident joint and its calibration).
+
+    Examples::
+
+        >>> import numpy as np
+        >>> probs = np.array([[0.9, 0.1]] * 5 + [[0.1, 0.9]] * 5)
+        >>> round(estimate_noise_rate([0, 0, 0, 0, 1, 1, 1, 1, 1, 1], probs), 6)  # one of ten labels is off
+        0.1
+    """
+    p = _probs(pred_probs, "pred_probs")
+    k = p.shape[1]
+    y = _labels(labels, k, "labels")
+    if len(y) != len(p):
+        raise DataError(f"labels has {len(y)} entries but pred_probs has {len(p)} rows")
+    counts = np.bincount(y, minlength=k)
+    sums = np.zeros(k)
+    np.add.at(sums, y, p[np.arange(len(y)), y])
+    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+    confident = p >= thresholds - 1e-6
+    any_confident = confident.any(axis=1)
+    guess = np.where(confident, p, -np.inf).argmax(axis=1)
+    joint = np.zeros((k, k))
+    np.add.at(joint, (y[any_confident], guess[any_confident]), 1.0)
+    np.fill_diagonal(joint, np.maximum(np.diag(joint), 1.0))
+    joint = joint / joint.sum(axis=1, keepdims=True) * counts[:, None]
+    joint = joint / joint.sum()
+    return float(1.0 - np.trace(joint))
 
 
 def estimate_corruption(probs: Any, true_labels: Any, num_classes: int) -> np.ndarray:
@@ -339,6 +678,55 @@ def estimate_corruption(probs: Any, true_labels: Any, num_classes: int) -> np.nd
     c = np.zeros((k, k))
     np.add.at(c, y, p)
     return c / counts[:, None]
+
+
+def anchor_transition_matrix(probs: Any, num_classes: int, *, quantile: float = 0.97) -> np.ndarray:
+    """Patrini et al.'s estimate of the corruption matrix from anchor points, without trusted data.
+
+    For each class ``i`` the anchor is a sample the model (trained on the noisy labels) deems most surely of
+    class ``i``, and row ``i`` is its predicted distribution: if it truly is of class ``i``, its prediction is
+    ``P(noisy | true = i)``. To resist outliers the anchor is the sample with the largest ``p_i`` strictly
+    below the ``quantile`` of ``p_i`` over all samples (numpy's ``"higher"`` quantile), as in the authors'
+    ``filter_outlier`` (97th percentile); ``quantile=1.0`` takes the plain argmax (no filtering). Where no value
+    lies below that quantile (all equal) the argmax is used.
+
+    Args:
+        probs: ``(N, K)`` predicted probabilities (rows sum to 1) of a model trained on the noisy labels.
+        num_classes: ``K``.
+        quantile: in ``(0, 1]``.
+
+    Returns:
+        ``(K, K)`` float64, rows = true class, columns = observed label, rows summing to 1.
+
+    Shape:
+        probs ``(N, K)``; returns ``(K, K)``.
+
+    Reference:
+        Patrini, G., Rozza, A., Menon, A. K., Nock, R., Qu, L. "Making Deep Neural Networks Robust to Label
+        Noise: a Loss Correction Approach", CVPR 2017 (section 4, eq. 12-13).
+
+    Examples::
+
+        >>> probs = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.2, 0.8]]
+        >>> anchor_transition_matrix(probs, 2, quantile=1.0).round(6).tolist()
+        [[0.9, 0.1], [0.2, 0.8]]
+    """
+    k = _check_num_classes(num_classes)
+    if isinstance(quantile, bool) or not isinstance(quantile, (int, float, np.floating, np.integer)) \
+            or not 0.0 < float(quantile) <= 1.0:
+        raise ConfigError(f"quantile must be a number in (0, 1], got {quantile!r}")
+    p = _probs(probs, "probs", k)
+    c = np.empty((k, k))
+    for i in range(k):
+        col = p[:, i]
+        best = int(np.argmax(col))
+        if quantile < 1.0:
+            cut = np.quantile(col, float(quantile), method="higher")
+            below = col < cut
+            if below.any():
+                best = int(np.argmax(np.where(below, col, -np.inf)))
+        c[i] = p[best]
+    return c
 
 
 # -------------------------------------------------------------------------------------------------- correction
