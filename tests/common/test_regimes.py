@@ -28,6 +28,17 @@ def _attack(m, task):
     return PGD(m, eps=0.1, steps=3, loss=get_task(task).attack_loss)
 
 
+def _ldce(task):
+    """LDCE with 24 trusted samples of the three classes, for noisy sets of up to 96 samples; the embedding is
+    the output of the ReLU (layer "2" of :func:`_model`)."""
+    g = torch.Generator().manual_seed(1)
+    return regimes.LDCE(torch.randn(24, 4, generator=g), torch.arange(24) % 3, 96, features="2", n_shot=2,
+                        query_batch_size=8, task=task)
+
+
+_C3 = [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]
+
+
 FACTORIES = {
     "ERM": lambda m, t: regimes.ERM(task=t),
     "GaussianNoise": lambda m, t: regimes.GaussianNoise(0.1, task=t),
@@ -40,11 +51,16 @@ FACTORIES = {
     "KnowledgeDistillation": lambda m, t: regimes.KnowledgeDistillation(_model(t), alpha=0.5, task=t),
     "ARD": lambda m, t: regimes.ARD(_model(t), _attack(m, t), alpha=0.5, task=t),
     "CoTeaching": lambda m, t: regimes.CoTeaching(_model(t), forget_rate=0.2, task=t),
+    "LDCE": lambda m, t: _ldce(t),
+    "LossCorrection": lambda m, t: regimes.LossCorrection(_C3, confidences=torch.linspace(0, 1, 96), mode="hard",
+                                                          task=t),
     "GradualPruning": lambda m, t: regimes.GradualPruning(0.5, begin=0.0, end=0.5, frequency=1, task=t),
 }
-# (regime, task) pairs that do not apply: the overfitting guard needs accuracy; a GAN has no task and its model is
-# a generator (tests/common/test_gan.py covers it).
-NOT_APPLICABLE = {("FastAdversarialTraining", "regression")}
+# (regime, task) pairs that do not apply: the overfitting guard needs accuracy; LDCE and LossCorrection score and
+# correct class labels (multi-class only); a GAN has no task and its model is a generator (tests/common/test_gan.py
+# covers it).
+NOT_APPLICABLE = {("FastAdversarialTraining", "regression"), ("LDCE", "multilabel"), ("LDCE", "regression"),
+                  ("LossCorrection", "multilabel"), ("LossCorrection", "regression")}
 CASES = [(n, t) for n in regimes.__all__ if n != "GAN" for t in TASKS if (n, t) not in NOT_APPLICABLE]
 
 

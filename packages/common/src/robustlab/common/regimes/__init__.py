@@ -9,7 +9,9 @@ tests run over it); schedules live in :mod:`robustlab.common.regimes.schedules`.
 - semi-supervised (labelled + unlabelled data, each with a labelled-only variant ``use_unlabeled=False``):
   ``MeanTeacher``, ``VAT``, ``EAAT``;
 - distillation from a frozen teacher: ``KnowledgeDistillation``, ``ARD``;
-- noisy labels: ``CoTeaching``; compression: ``GradualPruning``; generative: ``GAN``.
+- noisy labels: ``CoTeaching``, ``LDCE`` (label confidences estimated against trusted data) and
+  ``LossCorrection`` (forward correction / GLC, and LDCE's hard and soft variants);
+- compression: ``GradualPruning``; generative: ``GAN``.
 """
 
 from robustlab.common.regimes.adversarial_training import AdversarialTraining
@@ -21,6 +23,8 @@ from robustlab.common.regimes.erm import ERM
 from robustlab.common.regimes.fast_adversarial_training import FastAdversarialTraining
 from robustlab.common.regimes.gan import GAN
 from robustlab.common.regimes.gaussian_noise import GaussianNoise
+from robustlab.common.regimes.ldce import LDCE
+from robustlab.common.regimes.loss_correction import LossCorrection
 from robustlab.common.regimes.mean_teacher import MeanTeacher
 from robustlab.common.regimes.pruning import GradualPruning
 from robustlab.common.regimes.trades import TRADES
@@ -28,5 +32,6 @@ from robustlab.common.regimes.vat import VAT
 
 __all__ = [
     "ERM", "GaussianNoise", "AdversarialTraining", "FastAdversarialTraining", "TRADES",
-    "MeanTeacher", "VAT", "EAAT", "KnowledgeDistillation", "ARD", "CoTeaching", "GradualPruning", "GAN",
+    "MeanTeacher", "VAT", "EAAT", "KnowledgeDistillation", "ARD", "CoTeaching", "LDCE", "LossCorrection",
+    "GradualPruning", "GAN",
 ]
