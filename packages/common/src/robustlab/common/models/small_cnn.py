@@ -22,6 +22,10 @@ class SmallCNN(RecordsArgs, nn.Sequential):
         width: channels of the first convolution (the second has twice as many).
         hidden: width of the hidden linear layer.
         batch_norm: add batch normalization after each convolution.
+        embedding_norm: add batch normalization after the hidden linear layer, before its ReLU: the embedding
+            (the input of the last layer) then has about unit scale per feature, which distance-based methods
+            assume (LDCE's similarity is the inverse of a mean squared distance, as on the authors' ResNet
+            features; without it the untrained network's tiny distances make that loss explode).
 
     Shape:
         input ``(N, in_channels, image_size, image_size)``; output ``(N, num_classes)`` logits.
@@ -44,6 +48,7 @@ class SmallCNN(RecordsArgs, nn.Sequential):
         width: int = 16,
         hidden: int = 100,
         batch_norm: bool = False,
+        embedding_norm: bool = False,
     ) -> None:
         def block(cin: int, cout: int) -> list[nn.Module]:
             layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1)]
@@ -57,6 +62,7 @@ class SmallCNN(RecordsArgs, nn.Sequential):
             *block(width, 2 * width),
             nn.Flatten(),
             nn.Linear(2 * width * side * side, hidden),
+            *([nn.BatchNorm1d(hidden)] if embedding_norm else []),
             nn.ReLU(),
             nn.Linear(hidden, num_classes),
         )
