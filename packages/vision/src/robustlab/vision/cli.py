@@ -347,3 +347,13 @@ def _write(out: Path, table, scores, flagged) -> None:
     report["score"] = scores
     report["flagged"] = flagged.astype(int)
     atomic_write_text(out, report.to_csv(index=False, float_format="%.6g"))
+
+
+def _add_recipe_commands() -> None:
+    from robustlab.common.cli import merge_command, reproduce_command
+
+    vision.add_command(reproduce_command(package="robustlab.vision"))
+    vision.add_command(merge_command(package="robustlab.vision"))
+
+
+_add_recipe_commands()
