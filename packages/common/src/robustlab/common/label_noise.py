@@ -559,7 +559,9 @@ def confident_learning_issues(labels: Any, pred_probs: Any, **kwargs) -> np.ndar
         labels: ``(N,)`` observed labels.
         pred_probs: ``(N, K)`` predicted probabilities.
         **kwargs: passed to cleanlab (e.g. ``filter_by="prune_by_noise_rate"``, ``frac_noise``; with
-            ``return_index_ranked_by`` cleanlab returns indices instead of a mask).
+            ``return_index_ranked_by`` cleanlab returns indices instead of a mask). ``n_jobs`` defaults to 1
+            here (cleanlab's default, one process per core, fails with a NameError inside a worker process of a
+            recipe sweep, and the work is small); pass ``n_jobs=None`` for cleanlab's own default.
 
     Returns:
         ``(N,)`` bool mask, ``True`` = label issue (cleanlab's return value).
@@ -582,6 +584,7 @@ def confident_learning_issues(labels: Any, pred_probs: Any, **kwargs) -> np.ndar
         raise DataError(f"labels has {len(y)} entries but pred_probs has {len(p)} rows")
     from cleanlab.filter import find_label_issues
 
+    kwargs.setdefault("n_jobs", 1)
     return find_label_issues(y, p, **kwargs)
 
 
