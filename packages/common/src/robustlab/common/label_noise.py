@@ -680,7 +680,8 @@ def estimate_corruption(probs: Any, true_labels: Any, num_classes: int) -> np.nd
         raise DataError(f"class {missing} has no trusted sample in true_labels: its row of C cannot be estimated")
     c = np.zeros((k, k))
     np.add.at(c, y, p)
-    return c / counts[:, None]
+    c /= counts[:, None]
+    return c / c.sum(1, keepdims=True)  # rows of float32 softmax sum to 1 only within ~1e-7 * K
 
 
 def anchor_transition_matrix(probs: Any, num_classes: int, *, quantile: float = 0.97) -> np.ndarray:
@@ -729,7 +730,7 @@ def anchor_transition_matrix(probs: Any, num_classes: int, *, quantile: float = 
             if below.any():
                 best = int(np.argmax(np.where(below, col, -np.inf)))
         c[i] = p[best]
-    return c
+    return c / c.sum(1, keepdims=True)  # rows of float32 softmax sum to 1 only within ~1e-7 * K
 
 
 # -------------------------------------------------------------------------------------------------- correction
