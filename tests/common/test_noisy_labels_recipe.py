@@ -92,12 +92,37 @@ def _make_model():
 
 
 @pytest.mark.slow
-def test_every_method_runs_and_scores_on_a_toy_problem(one_thread):
+def test_every_method_runs_and_scores_on_a_toy_problem(one_thread, monkeypatch):
+    import robustlab.common.regimes as regimes
+
+    made = {"ldce": [], "correction": []}
+
+    class SpyLDCE(regimes.LDCE):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made["ldce"].append(self)
+
+    class SpyCorrection(regimes.LossCorrection):
+        def __init__(self, C, **kwargs):
+            super().__init__(C, **kwargs)
+            made["correction"].append((kwargs, self))
+
+    monkeypatch.setattr(regimes, "LDCE", SpyLDCE)
+    monkeypatch.setattr(regimes, "LossCorrection", SpyCorrection)
     x, y = _pool(2400)
     tx, ty = _pool(600, seed=1)
     C = transition_matrix("symmetric", 0.4, 3)
     split = make_split(x, y, tx, ty, C=C, rate=0.4, n_train=2000, n_val=300, trusted=0.1, seed=0)
     m = run_methods(split, _make_model, _P(), seed=0)
+    # the final classifiers read LDCE's confidences in the training set's order: trusted rows (1) then the noisy set
+    (ldce,) = made["ldce"]
+    finals = [(kw, r) for kw, r in made["correction"] if kw.get("mode") in ("hard", "soft")]
+    assert [kw["mode"] for kw, _ in finals] == ["hard", "soft"]
+    for _, r in finals:
+        conf = r.state_dict()["confidences"].numpy()
+        n_t = len(split.trusted_y)
+        assert len(conf) == n_t + len(split.noisy_y) and (conf[:n_t] == 1).all()
+        assert np.allclose(conf[n_t:], ldce.confidences.numpy())
     for method in METHODS:
         assert 0.0 <= m[f"{method}/final"] <= 1.0 and 0.0 <= m[f"{method}/best"] <= 1.0
         assert len(m[f"{method}/items_final"]) == 600 and set(m[f"{method}/items_final"]) <= {"0", "1"}
@@ -167,3 +192,18 @@ def test_summarize_methods_with_balanced_columns():
     row = table.rows[0]
     assert row[table.header.index("balanced acc (final)")] == "0.500"
     assert row[table.header.index("flag precision")] == "—"
+
+
+def test_a_query_batch_larger_than_the_trusted_set_fails_before_any_training():
+    x, y = _pool(400)
+    split = make_split(x, y, x[:50], y[:50], C=transition_matrix("symmetric", 0.4, 3), rate=0.4, n_train=300,
+                       n_val=50, trusted=0.05, seed=0)  # 15 trusted samples
+    calls = []
+
+    def make_model():
+        calls.append(1)
+        return _make_model()
+
+    with pytest.raises(ConfigError, match="query_batch_size 32 exceeds the 15 trusted samples"):
+        run_methods(split, make_model, _P(), seed=0)
+    assert not calls

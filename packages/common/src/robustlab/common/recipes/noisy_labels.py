@@ -254,13 +254,15 @@ def _dataset(split: NoisySplit, *, trusted: bool = True, keep=None):
 
 
 def run_methods(split: NoisySplit, make_model: Callable[[], tuple[Any, str]], p, *, seed: int,
-                device="cpu") -> dict[str, Any]:
+                device="cpu", make_encoder: Callable[[], tuple[Any, str]] | None = None) -> dict[str, Any]:
     """Train every method of ``p.methods`` on ``split`` and score it.
 
     Args:
         split: from :func:`make_split`.
         make_model: returns a fresh ``(network, embedding_layer_name)``; called once per network, after seeding
             from ``seed`` and the network's role, so that a method's networks do not depend on which ran before.
+        make_encoder: the same for LDCE's encoder (the authors: ResNet-32 encoder, WRN-40-2 classifiers);
+            default ``make_model``.
         p: the hyperparameters (see the module docstring).
         seed: the run's seed.
 
@@ -276,6 +278,7 @@ def run_methods(split: NoisySplit, make_model: Callable[[], tuple[Any, str]], p,
 
     from robustlab.common.data import ArrayDataset
     from robustlab.common.engine import resolve_device
+    from robustlab.common.errors import ConfigError
     from robustlab.common.label_noise import (
         anchor_transition_matrix,
         confident_learning_issues,
@@ -288,14 +291,22 @@ def run_methods(split: NoisySplit, make_model: Callable[[], tuple[Any, str]], p,
 
     device = resolve_device(device)
     K = split.num_classes
+    if methods_need_ldce := bool(set(p.methods) & {"ldce", "ldce_soft"}):
+        if p.query_batch_size > len(split.trusted_y):
+            raise ConfigError(f"query_batch_size {p.query_batch_size} exceeds the {len(split.trusted_y)} trusted samples "
+                              "of this split: LDCE draws its query batches from them (lower it, or raise n_train or "
+                              "the trusted fraction)")
     val = ArrayDataset(split.val_x, split.val_y)
     metrics: dict[str, Any] = {"noise_rate": float(split.noisy_mask.mean())}
     n_t = len(split.trusted_y)
     methods = set(p.methods)
 
-    def fresh(role: int):
+    def fresh(role: int, factory=make_model):
         seed_everything(seed * 1000 + role)
-        return make_model()
+        return factory()
+
+    def loader_seed(role: int) -> int:  # distinct for every (seed, role), as the networks' seeds
+        return seed * 1000 + role
 
     def record(name, model, fitted):
         result, best = fitted
@@ -308,36 +319,39 @@ def run_methods(split: NoisySplit, make_model: Callable[[], tuple[Any, str]], p,
     train_all = _dataset(split)
     if methods & {"forward", "glc", "ldce", "ldce_soft"}:  # genC.py
         model, _ = fresh(1)
-        _fit(model, ERM(), _dataset(split, trusted=False), p, seed=seed + 1, device=device)
+        _fit(model, ERM(), _dataset(split, trusted=False), p, seed=loader_seed(1), device=device)
         C_glc = estimate_corruption(predict_proba(model, split.trusted_x, device=device), split.trusted_y, K)
         C_anchor = anchor_transition_matrix(predict_proba(model, split.noisy_x, device=device), K)
         metrics["glc/C_error"] = float(np.abs(C_glc - split.C).sum(1).mean())
         metrics["forward/C_error"] = float(np.abs(C_anchor - split.C).sum(1).mean())
     if "ce" in methods:
         model, _ = fresh(2)
-        record("ce", model, _fit(model, ERM(), train_all, p, seed=seed + 2, val=val, device=device))
+        record("ce", model, _fit(model, ERM(), train_all, p, seed=loader_seed(2), val=val, device=device))
     if "forward" in methods:
         model, _ = fresh(3)
-        record("forward", model, _fit(model, LossCorrection(C_anchor), train_all, p, seed=seed + 3, val=val,
+        record("forward", model, _fit(model, LossCorrection(C_anchor), train_all, p, seed=loader_seed(3), val=val,
                                       device=device))
     if "glc" in methods:
         model, _ = fresh(4)
-        record("glc", model, _fit(model, LossCorrection(C_glc), train_all, p, seed=seed + 4, val=val, device=device))
+        record("glc", model, _fit(model, LossCorrection(C_glc), train_all, p, seed=loader_seed(4), val=val, device=device))
     if "coteaching" in methods:
         model, _ = fresh(5)
         peer, _ = fresh(6)
-        regime = CoTeaching(peer, forget_rate=min(split.rate, 0.95), num_gradual=p.coteaching_gradual)
-        record("coteaching", model, _fit(model, regime, train_all, p, seed=seed + 5, val=val, device=device))
+        # Han et al.: the forget rate is the noise rate, here the expected share of wrong labels in the training
+        # set (the trusted samples are clean)
+        wrong = split.rate * len(split.noisy_y) / len(train_all)
+        regime = CoTeaching(peer, forget_rate=min(wrong, 0.95), num_gradual=p.coteaching_gradual)
+        record("coteaching", model, _fit(model, regime, train_all, p, seed=loader_seed(5), val=val, device=device))
     if "cleanlab" in methods:
         n = len(train_all)
-        folds = np.random.default_rng(seed + 7).permutation(n) % p.cv_folds
+        folds = np.random.default_rng(loader_seed(7)).permutation(n) % p.cv_folds
         y_all = np.concatenate([split.trusted_y, split.noisy_y])
         probs = np.zeros((n, K))
         for k in range(p.cv_folds):  # out-of-sample probabilities of every training sample
             model, _ = fresh(10 + k)
             inside = torch.as_tensor(np.flatnonzero(folds != k))
             _, best = _fit(model, ERM(), ArrayDataset(train_all.x[inside], y_all[inside.numpy()]), p,
-                           seed=seed + 10 + k, val=val, device=device)
+                           seed=loader_seed(10) + k, val=val, device=device)
             model.load_state_dict(best)
             out = np.flatnonzero(folds == k)
             probs[out] = predict_proba(model, train_all.x[torch.as_tensor(out)], device=device)
@@ -347,13 +361,13 @@ def run_methods(split: NoisySplit, make_model: Callable[[], tuple[Any, str]], p,
         metrics["cleanlab/flagged"] = s["flagged_fraction"]
         model, _ = fresh(20)  # the trusted samples stay whatever cleanlab says of them
         record("cleanlab", model, _fit(model, ERM(), _dataset(split, keep=np.flatnonzero(~issues[n_t:])), p,
-                                       seed=seed + 20, val=val, device=device))
-    if methods & {"ldce", "ldce_soft"}:  # detect.py, then main.py's CDD
-        encoder, layer = fresh(30)
+                                       seed=loader_seed(20), val=val, device=device))
+    if methods_need_ldce:  # detect.py, then main.py's CDD
+        encoder, layer = fresh(30, make_encoder or make_model)
         regime = LDCE(split.trusted_x, torch.as_tensor(split.trusted_y), len(split.noisy_y), features=layer,
                       num_classes=K, n_shot=p.n_shot, query_batch_size=p.query_batch_size, alpha=p.alpha,
                       threshold=p.threshold)
-        _fit(encoder, regime, _dataset(split, trusted=False), p, seed=seed + 30, batch_size=p.noisy_batch_size,
+        _fit(encoder, regime, _dataset(split, trusted=False), p, seed=loader_seed(30), batch_size=p.noisy_batch_size,
              encoder=True, device=device)
         conf = regime.confidences.detach().cpu().numpy()
         s = detection_scores(find_noisy(conf, p.threshold), split.noisy_mask)
@@ -364,7 +378,7 @@ def run_methods(split: NoisySplit, make_model: Callable[[], tuple[Any, str]], p,
             if name in methods:
                 model, _ = fresh(role)
                 regime = LossCorrection(C_glc, confidences=all_conf, mode=mode, beta=p.beta, threshold=p.threshold)
-                record(name, model, _fit(model, regime, train_all, p, seed=seed + role, val=val, device=device))
+                record(name, model, _fit(model, regime, train_all, p, seed=loader_seed(role), val=val, device=device))
     return metrics
 
 
