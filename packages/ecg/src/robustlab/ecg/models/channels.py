@@ -44,6 +44,7 @@ __all__ = [
     "BEAT_CROP_S",
     "CHANNEL_MODELS",
     "ChannelModel",
+    "NormedEmbedding",
     "ECGBiGRU",
     "ECGCNN",
     "ECGCNNLSTM",
@@ -141,6 +142,43 @@ class ChannelModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.embed(x))
+
+
+class NormedEmbedding(nn.Module):
+    """A channel model whose embedding goes through batch normalization (the submodule ``norm``) before its head.
+
+    For distance-based methods: LDCE's similarity (:class:`robustlab.common.regimes.LDCE`) is the inverse of a mean
+    squared distance between embeddings, which assumes unit-scale features (the authors' ResNet features are
+    batch-normalized); on a channel model's raw embedding the untrained network's tiny distances make that loss
+    explode.
+
+    Args:
+        inner: a :class:`ChannelModel`.
+
+    Shape:
+        as ``inner``.
+
+    Examples::
+
+        >>> import torch
+        >>> net = NormedEmbedding(build_channel_model("cnn", num_classes=4))
+        >>> net(torch.randn(3, 1, 720)).shape
+        torch.Size([3, 4])
+    """
+
+    def __init__(self, inner: ChannelModel) -> None:
+        super().__init__()
+        if not isinstance(inner, ChannelModel):
+            raise ConfigError(f"NormedEmbedding wraps a ChannelModel, got {type(inner).__name__}")
+        self.inner = inner
+        self.norm = nn.BatchNorm1d(inner.embedding_dim)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The normalized embedding ``(N, embedding_dim)``."""
+        return self.norm(self.inner.embed(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner.head(self.embed(x))
 
 
 def _conv_stack(in_channels: int, channels: Sequence[int], kernel: int) -> tuple[list[nn.Module], int]:

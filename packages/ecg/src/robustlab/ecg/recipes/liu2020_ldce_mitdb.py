@@ -114,7 +114,7 @@ def run(spec: dict[str, Any], p: MitdbNoiseProfile) -> dict[str, Any]:
 
     from robustlab.common.recipes.noisy_labels import make_split, run_methods
     from robustlab.ecg.data.mitdb import load_beats
-    from robustlab.ecg.models.channels import build_channel_model
+    from robustlab.ecg.models.channels import NormedEmbedding, build_channel_model
 
     seed = int(spec["seed"])
     seed_everything(seed)
@@ -129,28 +129,9 @@ def run(spec: dict[str, Any], p: MitdbNoiseProfile) -> dict[str, Any]:
 
     def make_model():
         cnn = build_channel_model("cnn", num_classes=len(CLASSES), window=window, r_index=r_index, fs=train.fs)
-        return _NormedEmbedding(cnn), "norm"
+        return NormedEmbedding(cnn), "norm"
 
     return run_methods(split, make_model, p, seed=seed, device=p.device)
-
-
-def _NormedEmbedding(model):
-    """``model``'s embedding through batch normalization (a submodule named ``norm``), then its head: LDCE's
-    similarity is the inverse of a mean squared distance between embeddings, which assumes unit-scale features
-    (the authors' ResNet features are batch-normalized); on the CNN's raw embedding the untrained network's tiny
-    distances make its loss explode."""
-    from torch import nn
-
-    class NormedEmbedding(nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-            self.norm = nn.BatchNorm1d(inner.embedding_dim)
-
-        def forward(self, x):
-            return self.inner.head(self.norm(self.inner.embed(x)))
-
-    return NormedEmbedding(model)
 
 
 PAPER_NUMBERS = PaperNumbers(
@@ -169,7 +150,8 @@ def summarize(results: list[dict[str, Any]], p: MitdbNoiseProfile) -> Table:
     from robustlab.common.recipes.noisy_labels import summarize_methods
 
     protocol = (f"Protocol: {p.n_train} DS1 beats (at most {p.per_class} per class; {p.trusted:.0%} trusted), "
-                f"{p.n_val} noisy validation beats, {p.n_test} DS2 test beats (class-stratified), 1D CNN, {p.epochs} "
+                f"{p.n_val} noisy validation beats, DS2 test beats (at most {p.n_test // len(CLASSES)} per class; F has "
+                "fewer), 1D CNN with a batch-normalized embedding, {p.epochs} "
                 f"epochs, SGD lr {p.lr:g}; noise matrix: {CONFUSIONS}.")
     return summarize_methods(results, setting=_setting, targets=lambda s: ("glc", "cleanlab"), balanced=True,
                              protocol=protocol, paper_note=f"Paper: n/r, {PAPER_NUMBERS.missing}.")
