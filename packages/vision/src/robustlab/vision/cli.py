@@ -143,7 +143,7 @@ def find_noisy(labels_path: Path, probs_path: Path | None, features_path: Path |
         else:
             probs = _read_matrix(probs_path, "--probs", len(labels), labels_path)
             where = f"--probs {probs_path}"
-        scores, flagged, method = _confident_learning(probs, labels, where, filter_by)
+        scores, flagged, method = _confident_learning(probs, labels, where, filter_by, labels_path)
     flagged &= ~trusted
     _write(out, table, scores, flagged)
     pool = int((~trusted).sum())
@@ -291,7 +291,7 @@ def _model_probs(model_path: Path, images_path: Path, dataset: str | None, rows:
 # -- the two methods ------------------------------------------------------------------------------------------
 
 
-def _confident_learning(probs, labels, where: str, filter_by: str):
+def _confident_learning(probs, labels, where: str, filter_by: str, labels_path: Path):
     """cleanlab's mask through the core, and cleanlab's self-confidence label quality as the score."""
     import numpy as np
     from cleanlab.rank import get_label_quality_scores
@@ -302,7 +302,8 @@ def _confident_learning(probs, labels, where: str, filter_by: str):
     k = probs.shape[1]
     if labels.max() >= k:
         i = int(np.argmax(labels >= k))
-        raise DataError(f"--labels: row {i + 1} has label {labels[i]} but {where} has {k} columns (classes 0 to "
+        raise DataError(f"--labels {labels_path}: row {i + 1} has label {labels[i]} but {where} has {k} columns "
+                        f"(classes 0 to "
                         f"{k - 1})")
     try:
         flagged = np.asarray(confident_learning_issues(labels, probs, filter_by=filter_by, n_jobs=1), bool)
