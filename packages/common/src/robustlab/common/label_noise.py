@@ -109,17 +109,22 @@ def _probs(probs: Any, name: str, num_classes: int | None = None) -> np.ndarray:
         raise DataError(f"{name} has {p.shape[1]} columns, expected num_classes = {num_classes}")
     if len(p) == 0:
         raise DataError(f"{name} has no rows")
-    p = p.astype(np.float64)
-    bad = ~np.isfinite(p) | (p < 0)
+    return _stochastic_rows(p.astype(np.float64), name, _PROB_ATOL, lambda i: "probabilities, e.g. a softmax")
+
+
+def _stochastic_rows(a: np.ndarray, name: str, atol: float, meaning) -> np.ndarray:
+    """``a`` (2-D float64) when every entry is finite and >= 0 and every row sums to 1 within ``atol``; else a
+    DataError naming the entry, or the row with its sum and ``meaning(row)``."""
+    bad = ~np.isfinite(a) | (a < 0)
     if bad.any():
-        i, j = np.unravel_index(int(np.argmax(bad)), p.shape)
-        raise DataError(f"{name}[{i}, {j}] = {p[i, j].item()!r} is not a probability (finite, >= 0)")
-    sums = p.sum(axis=1)
-    bad = np.abs(sums - 1) > _PROB_ATOL
+        i, j = np.unravel_index(int(np.argmax(bad)), a.shape)
+        raise DataError(f"{name}[{i}, {j}] = {a[i, j].item()!r} is not a probability (finite, >= 0)")
+    sums = a.sum(axis=1)
+    bad = np.abs(sums - 1.0) > atol
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"row {i} of {name} sums to {sums[i]:.6g}, expected 1 (probabilities, e.g. a softmax)")
-    return p
+        raise DataError(f"row {i} of {name} sums to {sums[i]:.9g}, expected 1 (within {atol:g}): {meaning(i)}")
+    return a
 
 
 def _float_tensor(a: Any, name: str, device=None) -> Tensor:
@@ -246,17 +251,7 @@ def check_transition_matrix(C: Any, num_classes: int | None = None) -> np.ndarra
         k = _check_num_classes(num_classes)
         if c.shape != (k, k):
             raise DataError(f"C must have shape ({k}, {k}) for num_classes = {k}, got {tuple(c.shape)}")
-    bad = ~np.isfinite(c) | (c < 0)
-    if bad.any():
-        i, j = np.unravel_index(int(np.argmax(bad)), c.shape)
-        raise DataError(f"C[{i}, {j}] = {c[i, j].item()!r} is not a probability (finite, >= 0)")
-    sums = c.sum(axis=1)
-    bad = np.abs(sums - 1.0) > _ROW_ATOL
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(f"row {i} of C sums to {sums[i]:.9g}, expected 1 (within {_ROW_ATOL:g}): rows are "
-                        f"P(observed label | true class {i})")
-    return c
+    return _stochastic_rows(c, "C", _ROW_ATOL, lambda i: f"rows are P(observed label | true class {i})")
 
 
 def corrupt(labels: Any, C: Any, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
