@@ -44,10 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustlab.common.config import bounded
 from robustlab.common.recipes.base import Table, mean_std_cell, seed_everything
 
-__all__ = ["METHODS", "LABELS", "NoisySplit", "make_split", "run_methods", "summarize_methods", "plot_methods",
-           "parse_noise"]
+__all__ = ["METHODS", "LABELS", "NoisyLabelTraining", "NoisySplit", "make_split", "run_methods", "summarize_methods",
+           "plot_methods", "parse_noise"]
 
 METHODS = ("ce", "forward", "glc", "coteaching", "cleanlab", "ldce", "ldce_soft")
 """Every method :func:`run_methods` knows, in table order."""
@@ -62,6 +63,30 @@ LABELS = {
 }
 CLAIMS = (("ldce", "ce"), ("ldce", "cleanlab"))
 """The claims decided under the table: LDCE beats cross-entropy, LDCE beats cleanlab."""
+
+
+@dataclass(frozen=True)
+class NoisyLabelTraining:
+    """The training hyperparameters :func:`run_methods` reads, with the authors' values where they apply
+    (``PDLE/run.py``: 5-shot support, query and noisy batches of 64, alpha 0.6, threshold 0.5, beta 0.6); a recipe's
+    profile subclasses it, adds its data fields and declares ``methods``. ``epochs`` and ``lr`` are scaled for a
+    CPU (the authors: 100 and 0.1); ``cv_folds`` (cleanlab's out-of-sample probabilities) is 2 (cleanlab's default
+    5); ``coteaching_gradual`` is the epochs over which Co-teaching's forget rate rises (Han et al.: 10 of 200)."""
+
+    epochs: int = bounded(20, ge=1)
+    batch_size: int = bounded(128, ge=2)
+    lr: float = bounded(0.05, gt=0)
+    weight_decay: float = bounded(5e-4, ge=0)
+    encoder_weight_decay: float = bounded(1e-4, ge=0)
+    n_shot: int = bounded(5, ge=1)
+    query_batch_size: int = bounded(64, ge=1)
+    noisy_batch_size: int = bounded(64, ge=2)
+    alpha: float = bounded(0.6, ge=0, le=1)
+    threshold: float = bounded(0.5, gt=0, lt=1)
+    beta: float = bounded(0.6, ge=0, le=1)
+    cv_folds: int = bounded(2, ge=2)
+    coteaching_gradual: int = bounded(5, ge=0)
+    device: str = bounded("cpu", device=True)
 
 
 def parse_noise(text: str) -> tuple[str, float]:

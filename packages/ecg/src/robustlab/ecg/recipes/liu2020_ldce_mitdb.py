@@ -31,6 +31,7 @@ from typing import Any
 
 from robustlab.common.config import bounded
 from robustlab.common.recipes.base import Paper, PaperNumbers, Recipe, Table, seed_everything
+from robustlab.common.recipes.noisy_labels import NoisyLabelTraining
 
 __all__ = ["CONFUSIONS", "PROFILES", "RECIPE", "MitdbNoiseProfile"]
 
@@ -47,7 +48,7 @@ METHODS = ("ce", "glc", "cleanlab", "ldce")
 
 
 @dataclass(frozen=True)
-class MitdbNoiseProfile:
+class MitdbNoiseProfile(NoisyLabelTraining):
     """Hyperparameters of one profile (the training ones as in robustlab-vision's ``liu2020_ldce``)."""
 
     noise: float = bounded(0.3, ge=0, lt=1)
@@ -58,20 +59,6 @@ class MitdbNoiseProfile:
     n_test: int = bounded(4000, ge=10)
     seeds: int = bounded(5, ge=1)
     methods: tuple[str, ...] = bounded(METHODS, choices=METHODS, min_len=1, unique=True)
-    epochs: int = bounded(20, ge=1)
-    batch_size: int = bounded(128, ge=2)
-    lr: float = bounded(0.05, gt=0)
-    weight_decay: float = bounded(5e-4, ge=0)
-    encoder_weight_decay: float = bounded(1e-4, ge=0)
-    n_shot: int = bounded(5, ge=1)
-    query_batch_size: int = bounded(64, ge=1)
-    noisy_batch_size: int = bounded(64, ge=2)
-    alpha: float = bounded(0.6, ge=0, le=1)
-    threshold: float = bounded(0.5, gt=0, lt=1)
-    beta: float = bounded(0.6, ge=0, le=1)
-    cv_folds: int = bounded(2, ge=2)
-    coteaching_gradual: int = bounded(5, ge=0)
-    device: str = bounded("cpu", device=True)
 
 
 PROFILES = {

@@ -65,7 +65,7 @@ from typing import Any
 from robustlab.common.config import bounded, check_values
 from robustlab.common.errors import ConfigError
 from robustlab.common.recipes import Paper, PaperNumbers, Recipe, Table, seed_everything
-from robustlab.common.recipes.noisy_labels import METHODS, parse_noise
+from robustlab.common.recipes.noisy_labels import METHODS, NoisyLabelTraining, parse_noise
 
 __all__ = ["RECIPE", "PROFILES", "LDCEProfile", "grid", "run", "summarize"]
 
@@ -74,7 +74,7 @@ DATASETS = ("fashion_mnist", "mnist")
 
 
 @dataclass(frozen=True)
-class LDCEProfile:
+class LDCEProfile(NoisyLabelTraining):
     """The hyperparameters of one profile; ``noises`` are ``"kind:rate"`` strings (kinds: ``symmetric``,
     ``pair`` (next class), ``random_pair`` (the authors' flip))."""
 
@@ -91,19 +91,6 @@ class LDCEProfile:
     encoder: str = bounded("small_cnn", choices=("small_cnn", "resnet32", "wrn40_2"))  # LDCE's encoder
     width: int = bounded(8, ge=1)  # small_cnn: channels of the first convolution
     epochs: int = bounded(16, ge=1)
-    batch_size: int = bounded(128, ge=2)
-    lr: float = bounded(0.05, gt=0)
-    weight_decay: float = bounded(5e-4, ge=0)
-    encoder_weight_decay: float = bounded(1e-4, ge=0)
-    n_shot: int = bounded(5, ge=1)
-    query_batch_size: int = bounded(64, ge=1)
-    noisy_batch_size: int = bounded(64, ge=2)
-    alpha: float = bounded(0.6, ge=0, le=1)
-    threshold: float = bounded(0.5, gt=0, lt=1)
-    beta: float = bounded(0.6, ge=0, le=1)
-    cv_folds: int = bounded(2, ge=2)
-    coteaching_gradual: int = bounded(5, ge=0)
-    device: str = bounded("cpu", device=True)
 
     def __post_init__(self) -> None:
         check_values(self)
