@@ -20,7 +20,19 @@ from robustlab.ecg.recipes.liu2020_ldce_mitdb import (
 def test_registered_with_three_profiles_and_five_seeds():
     assert get_recipe("liu2020_ldce_mitdb") is RECIPE
     assert set(PROFILES) == {"smoke", "quick", "paper"}
-    assert grid(PROFILES["quick"]) == [{"noise": 0.3, "seed": s} for s in range(5)]
+    assert grid(PROFILES["quick"]) == [{"noise": 0.3, "test": t, "seed": s} for t in ("DS2", "DS1") for s in range(5)]
+
+
+def test_the_intra_patient_test_set_is_held_out_per_class():
+    from robustlab.ecg.recipes.liu2020_ldce_mitdb import _capped, held_out
+
+    y = np.repeat(np.arange(4), [400, 80, 120, 20])
+    rest, held = held_out(y, np.random.default_rng(0))
+    assert np.intersect1d(rest, held).size == 0 and len(rest) + len(held) == len(y)
+    assert np.bincount(y[held], minlength=4).tolist() == [100, 20, 30, 5]
+    pool = _capped(y, 50, np.random.default_rng(1), among=rest)
+    assert np.intersect1d(pool, held).size == 0
+    assert np.bincount(y[pool], minlength=4).tolist() == [50, 50, 50, 15]
 
 
 def test_the_noise_matrix_is_class_conditional_at_the_rate():
@@ -42,7 +54,7 @@ def test_smoke_reproduce_writes_the_table(tmp_path, mitdb_root, monkeypatch, one
     assert report.complete
     md = (out / "results.md").read_text()
     for label in ("cross-entropy", "GLC", "cleanlab filter + retrain", "LDCE (hard)", "balanced acc (final)",
-                  "MIT-BIH DS1->DS2, class-conditional 30%"):
+                  "MIT-BIH, class-conditional 30%, tested on DS2 (other patients)"):
         assert label in md, label
     run = json.loads(next((out / "runs").glob("*.json")).read_text())
     m = run["metrics"]
