@@ -33,8 +33,8 @@ def test_grids_of_the_profiles():
     assert grid(LDCEProfile(seeds=2, claim_seeds=4))[-1]["seed"] == 1  # claim_seeds only for the claimed cells
     assert len(grid(LDCEProfile(seeds=2, claim_seeds=4))) == 4 + 4 + 2
     paper = grid(PROFILES["paper"])
-    # both data sets, symmetric 20-80 %, pair 20/40 %, trusted 10/5/1 %, 5 seeds, every method
-    assert len(paper) == 2 * 6 * 3 * 5 and set(PROFILES["paper"].methods) == set(METHODS)
+    # both data sets, symmetric 20-80 %, random and next-class pair 20/40 %, trusted 10/5/1 %, 5 seeds, every method
+    assert len(paper) == 2 * 8 * 3 * 5 and set(PROFILES["paper"].methods) == set(METHODS)
     assert PROFILES["paper"].epochs == 100 and PROFILES["paper"].device == "auto"
     assert (PROFILES["paper"].encoder, PROFILES["paper"].model) == ("resnet32", "wrn40_2")  # the authors' networks
 
