@@ -163,7 +163,7 @@ def summarize(results: list[dict[str, Any]], p: MitdbNoiseProfile) -> Table:
                 f"{p.n_val} noisy validation beats, test beats at most {p.n_test // len(CLASSES)} per class (F has "
                 f"fewer), 1D CNN with a batch-normalized embedding, {p.epochs} epochs, SGD lr {p.lr:g}; noise matrix "
                 f"(shares of the rate): {CONFUSIONS}.")
-    return summarize_methods(results, setting=_setting, targets=lambda s: ("glc", "cleanlab"), balanced=True,
+    return summarize_methods(results, setting=_setting, balanced=True,
                              protocol=protocol, paper_note=f"Paper: n/r, {PAPER_NUMBERS.missing}.")
 
 
