@@ -114,6 +114,8 @@ def find_noisy(labels_path: Path, probs_path: Path | None, features_path: Path |
 
     sources = [name for name, p in (("--probs", probs_path), ("--features", features_path),
                                     ("--model", model_path)) if p is not None]
+    if not sources:  # the one file given is read first, so that a bad one is named before the missing options
+        _read_labels(labels_path, need_trusted=False)
     if len(sources) != 1:
         raise ConfigError("give exactly one of --probs, --features or --model (with --images); got "
                           + (", ".join(sources) or "none"))
