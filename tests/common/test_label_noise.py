@@ -492,7 +492,7 @@ def test_every_error_names_the_argument_and_value(call, error, words):
 
 
 def test_public_names_and_no_cleanlab_at_import():
-    assert all(callable(getattr(ln, name)) for name in ln.__all__) and len(ln.__all__) == 15
+    assert all(callable(getattr(ln, name)) for name in ln.__all__) and len(ln.__all__) == 16
     code = "import sys, robustlab.common.label_noise; print('cleanlab' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -22,10 +22,9 @@ from robustlab.common.checkpoint import load_checkpoint
 from robustlab.common.data import ArrayDataset
 from robustlab.common.engine import fit
 from robustlab.common.errors import CheckpointError, ConfigError, DataError
-from robustlab.common.label_noise import forward_loss, label_distribution, symmetric_noise
+from robustlab.common.label_noise import forward_loss, inverse_distances, label_distribution, symmetric_noise
 from robustlab.common.models import MLP
 from robustlab.common.regimes import ERM, LDCE, LossCorrection
-from robustlab.common.regimes.ldce import _inverse_distances
 
 C3 = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.25, 0.25, 0.5]])
 
@@ -54,7 +53,7 @@ def test_prototype_logits_are_the_label_distribution_before_the_softmax():
     g = torch.Generator().manual_seed(0)
     emb, support, labels = torch.randn(5, 4, generator=g), torch.randn(7, 4, generator=g), torch.tensor(
         [0, 1, 2, 0, 1, 2, 2])
-    s = _inverse_distances(emb, support, labels, 3)
+    s = inverse_distances(emb, support, labels, 3)
     torch.testing.assert_close(torch.softmax(s, 1), label_distribution(emb, support, labels, 3))
     d = ((emb[:, None] - support[None]) ** 2).mean(-1)  # by hand: mean over the class's shots, then 1 /
     torch.testing.assert_close(s[:, 2], 1 / d[:, [2, 5, 6]].mean(1))
@@ -89,7 +88,7 @@ def test_one_step_loss_confidences_and_attention_by_hand():
     logits = model(torch.cat([sx, qx, x]))
     loss_c = F.cross_entropy(logits[:13], torch.cat([sy, qy]), reduction="sum")
     loss_n = (F.cross_entropy(logits[13:], y, reduction="none") * torch.where(attended, conf, 0.0)).sum()
-    loss_sim = F.cross_entropy(_inverse_distances(qx, sx, sy, 3), qy)
+    loss_sim = F.cross_entropy(inverse_distances(qx, sx, sy, 3), qy)
     torch.testing.assert_close(loss, (loss_c + loss_n) / (4 + 9 + 4) + loss_sim)
     assert regime.step_metrics == pytest.approx({"attended": 4 / 6, "label_precision": 3 / 4, "label_recall": 3 / 4})
     loss.backward()

@@ -57,6 +57,7 @@ __all__ = [
     "noise_rate",
     "estimate_noise_rate",
     "label_distribution",
+    "inverse_distances",
     "confidence",
     "find_noisy",
     "estimate_corruption",
@@ -387,6 +388,23 @@ def label_distribution(features: Any, support_features: Any, support_labels: Any
         >>> round(dist[1, 0].item(), 4)              # d = (0.25, 2.25): softmax(4, 0.444...)
         0.9722
     """
+    return torch.softmax(inverse_distances(features, support_features, support_labels, num_classes), dim=1)
+
+
+def inverse_distances(features: Any, support_features: Any, support_labels: Any, num_classes: int) -> Tensor:
+    """The similarities ``1 / d_j`` of :func:`label_distribution`, before its softmax: LDCE's prototype loss
+    uses them as logits (cross-entropy of the trusted query samples against the support set). Differentiable.
+
+    Args: as :func:`label_distribution`.
+
+    Returns:
+        ``(N, K)``, ``d_j`` clamped at 1e-12; dtype and device as :func:`label_distribution`.
+
+    Examples::
+
+        >>> inverse_distances([[1.0], [0.5]], [[0.0], [2.0]], [0, 1], 2).tolist()  # d = (1, 1), (0.25, 2.25)
+        [[1.0, 1.0], [4.0, 0.4444444477558136]]
+    """
     k = _check_num_classes(num_classes)
     f = _float_tensor(features, "features")
     s = _float_tensor(support_features, "support_features", device=f.device).to(f.dtype)
@@ -409,7 +427,7 @@ def label_distribution(features: Any, support_features: Any, support_labels: Any
         diff = f[start:start + chunk, None, :] - s[None, :, :]
         parts.append(diff.pow(2).mean(dim=2) @ one_hot)  # (n_chunk, K): per-class mean of the mean squared diff
     dist = torch.cat(parts) if parts else f.new_zeros((0, k))
-    return torch.softmax(1.0 / dist.clamp_min(_TINY), dim=1)
+    return 1.0 / dist.clamp_min(_TINY)
 
 
 def confidence(distribution: Any, labels: Any, *, previous: Any = None, alpha: float = 0.6) -> Tensor:

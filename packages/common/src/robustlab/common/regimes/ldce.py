@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from robustlab.common.errors import CheckpointError, ConfigError, DataError
 from robustlab.common.features import FeatureRecorder
-from robustlab.common.label_noise import confidence, find_noisy, label_distribution
+from robustlab.common.label_noise import confidence, find_noisy, inverse_distances, label_distribution
 from robustlab.common.regimes._per_sample import batch_index, check_range
 from robustlab.common.regimes.base import FitState, Regime, StepContext, unwrap
 
@@ -220,7 +220,7 @@ class LDCE(Regime):
         emb_s, emb_q, emb_n = emb[:n_s], emb[n_s:n_s + n_q], emb[n_s + n_q:]
 
         with torch.autocast(device.type, enabled=False):  # distances in float32, also under mixed precision
-            loss_sim = F.cross_entropy(_inverse_distances(emb_q, emb_s, known[:n_s], self.num_classes), known[n_s:])
+            loss_sim = F.cross_entropy(inverse_distances(emb_q, emb_s, known[:n_s], self.num_classes), known[n_s:])
             with torch.no_grad():
                 dist = label_distribution(emb_n.detach(), emb_s.detach(), known[:n_s], self.num_classes)
                 previous = self._confidences[index.cpu()].to(device)
@@ -287,14 +287,6 @@ class LDCE(Regime):
                 raise CheckpointError(f"LDCE state {key!r} must be a tensor of shape ({self.num_samples},) (one "
                                       f"value per noisy sample), got {shape}")
             setattr(self, f"_{key}", value.detach().to(device="cpu", dtype=dtype).clone())
-
-
-def _inverse_distances(emb: Tensor, support: Tensor, support_labels: Tensor, num_classes: int) -> Tensor:
-    """``1 / d_j`` per sample and class, ``d_j`` the mean over class ``j``'s support samples of the mean squared
-    difference of the embeddings; ``(N, K)``, differentiable (the logits of the prototype loss)."""
-    d = (emb[:, None, :] - support[None, :, :]).pow(2).mean(-1)  # (N, S)
-    onehot = F.one_hot(support_labels, num_classes).to(d.dtype)  # (S, K), every class present
-    return 1.0 / (d @ (onehot / onehot.sum(0))).clamp_min(1e-12)
 
 
 def _ratio(num: Tensor, den: Tensor) -> float:
