@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from robustlab.common.config import bounded
-from robustlab.common.recipes.base import Table, mean_std_cell, seed_everything
+from robustlab.common.recipes.base import Paper, Table, mean_std_cell, seed_everything
 
-__all__ = ["METHODS", "LABELS", "NoisyLabelTraining", "NoisySplit", "make_split", "run_methods", "summarize_methods",
+__all__ = ["METHODS", "LABELS", "LIU2020", "NoisyLabelTraining", "NoisySplit", "make_split", "run_methods", "summarize_methods",
            "plot_methods", "parse_noise"]
 
 METHODS = ("ce", "forward", "glc", "coteaching", "cleanlab", "ldce", "ldce_soft")
@@ -61,6 +61,11 @@ LABELS = {
     "ldce": "LDCE (hard)",
     "ldce_soft": "LDCE (soft)",
 }
+LIU2020 = Paper(authors="Liu, Y., Xu, N., Zhang, Y., Geng, X.",
+                title="Label distribution for learning with noisy labels",
+                venue="Proceedings of IJCAI 2020, pp. 2568-2574", year=2020,
+                url="https://doi.org/10.24963/ijcai.2020/356")
+"""The paper whose protocol this module runs (the recipes built on it reproduce it)."""
 CLAIMS = (("ldce", "ce"), ("ldce", "cleanlab"))
 """The claims decided under the table: LDCE beats cross-entropy, LDCE beats cleanlab."""
 
@@ -316,15 +321,15 @@ def run_methods(split: NoisySplit, make_model: Callable[[], tuple[Any, str]], p,
 
     device = resolve_device(device)
     K = split.num_classes
-    if methods_need_ldce := bool(set(p.methods) & {"ldce", "ldce_soft"}):
-        if p.query_batch_size > len(split.trusted_y):
-            raise ConfigError(f"query_batch_size {p.query_batch_size} exceeds the {len(split.trusted_y)} trusted samples "
-                              "of this split: LDCE draws its query batches from them (lower it, or raise n_train or "
-                              "the trusted fraction)")
-    val = ArrayDataset(split.val_x, split.val_y)
-    metrics: dict[str, Any] = {"noise_rate": float(split.noisy_mask.mean())}
     n_t = len(split.trusted_y)
     methods = set(p.methods)
+    needs_ldce = bool(methods & {"ldce", "ldce_soft"})
+    if needs_ldce and p.query_batch_size > n_t:  # the LDCE regime refuses it too, but only after the baselines
+        raise ConfigError(f"query_batch_size {p.query_batch_size} exceeds the {n_t} trusted samples of this split: "
+                          "LDCE draws its query batches from them (lower it, or raise n_train or the trusted "
+                          "fraction)")
+    val = ArrayDataset(split.val_x, split.val_y)
+    metrics: dict[str, Any] = {"noise_rate": float(split.noisy_mask.mean())}
 
     def fresh(role: int, factory=make_model):
         seed_everything(seed * 1000 + role)
@@ -387,7 +392,7 @@ def run_methods(split: NoisySplit, make_model: Callable[[], tuple[Any, str]], p,
         model, _ = fresh(20)  # the trusted samples stay whatever cleanlab says of them
         record("cleanlab", model, _fit(model, ERM(), _dataset(split, keep=np.flatnonzero(~issues[n_t:])), p,
                                        seed=loader_seed(20), val=val, device=device))
-    if methods_need_ldce:  # detect.py, then main.py's CDD
+    if needs_ldce:  # detect.py, then main.py's CDD
         encoder, layer = fresh(30, make_encoder or make_model)
         regime = LDCE(split.trusted_x, torch.as_tensor(split.trusted_y), len(split.noisy_y), features=layer,
                       num_classes=K, n_shot=p.n_shot, query_batch_size=p.query_batch_size, alpha=p.alpha,

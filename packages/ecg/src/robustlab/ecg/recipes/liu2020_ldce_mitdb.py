@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from robustlab.common.config import bounded
-from robustlab.common.recipes.base import Paper, PaperNumbers, Recipe, Table, seed_everything
-from robustlab.common.recipes.noisy_labels import NoisyLabelTraining
+from robustlab.common.recipes.base import PaperNumbers, Recipe, Table, seed_everything
+from robustlab.common.recipes.noisy_labels import LIU2020, NoisyLabelTraining
 
 __all__ = ["CONFUSIONS", "PROFILES", "RECIPE", "MitdbNoiseProfile"]
 
@@ -175,10 +175,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 RECIPE = Recipe(
     name="liu2020_ldce_mitdb",
-    paper=Paper(authors="Liu, Y., Xu, N., Zhang, Y., Geng, X.",
-                title="Label distribution for learning with noisy labels",
-                venue="Proceedings of IJCAI 2020, pp. 2568-2574", year=2020,
-                url="https://doi.org/10.24963/ijcai.2020/356"),
+    paper=LIU2020,
     table="LDCE, cross-entropy, GLC and cleanlab on MIT-BIH beats (N/S/V/F) with 30 % class-conditional label noise",
     profiles=PROFILES,
     grid=grid,

@@ -67,8 +67,8 @@ from typing import Any
 
 from robustlab.common.config import bounded, check_values
 from robustlab.common.errors import ConfigError
-from robustlab.common.recipes import Paper, PaperNumbers, Recipe, Table, seed_everything
-from robustlab.common.recipes.noisy_labels import METHODS, NoisyLabelTraining, parse_noise
+from robustlab.common.recipes import PaperNumbers, Recipe, Table, seed_everything
+from robustlab.common.recipes.noisy_labels import LIU2020, METHODS, NoisyLabelTraining, parse_noise
 
 __all__ = ["RECIPE", "PROFILES", "LDCEProfile", "grid", "run", "summarize"]
 
@@ -207,10 +207,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 RECIPE = Recipe(
     name="liu2020_ldce",
-    paper=Paper(authors="Liu, Y., Xu, N., Zhang, Y., Geng, X.",
-                title="Label distribution for learning with noisy labels",
-                venue="Proceedings of IJCAI 2020, pp. 2568-2574", year=2020,
-                url="https://doi.org/10.24963/ijcai.2020/356"),
+    paper=LIU2020,
     table="LDCE against cross-entropy, forward correction, GLC, Co-teaching and cleanlab under symmetric and pair "
           "noise with a trusted subset (the authors' CIFAR protocol on Fashion-MNIST and MNIST)",
     profiles=PROFILES,
