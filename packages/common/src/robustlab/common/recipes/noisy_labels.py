@@ -28,7 +28,8 @@ MIT-BIH beats):
 3. :func:`summarize_methods`: one row per setting and method (clean test accuracy at the final epoch, as the
    authors report, and at the epoch of best accuracy on the noisy validation set; precision/recall of the flagged
    set against the true noise mask), with paired claims (:func:`robustlab.common.metrics.paired_claim`, by seed
-   and test item), the memorization check of cross-entropy and the targets.
+   and test item, Bonferroni over the claims of a setting), the memorization check of cross-entropy and the
+   targets.
 
 A profile (any object) gives the hyperparameters by attribute: ``epochs``, ``batch_size``, ``lr``,
 ``weight_decay``, ``encoder_weight_decay``, ``n_shot``, ``query_batch_size``, ``noisy_batch_size``, ``alpha``,
@@ -483,14 +484,15 @@ def summarize_methods(results: Sequence[Mapping[str, Any]], *, setting: Callable
             for k, vals in cols.items():
                 rec[f"{k}_mean"] = sum(vals) / len(vals) if vals else ""
             records.append(rec)
-        for a, b in CLAIMS:
-            for which in ("final", "best"):
-                ia, ib = _items(group, a, which), _items(group, b, which)
-                if ia and ib:
-                    c = paired_claim(ia, ib, higher=True)
-                    notes.append(f"{name}: claim '{LABELS[a]} beats {LABELS[b]}' (test accuracy, {which} epoch, "
-                                 f"paired by seed and test item): {c.mean_a:.3f} vs {c.mean_b:.3f}, {c.summary()} "
-                                 f"-> {c.verdict}.")
+        pairs = [(a, b, which, ia, ib) for a, b in CLAIMS for which in ("final", "best")
+                 if (ia := _items(group, a, which)) and (ib := _items(group, b, which))]
+        level = 0.05 / max(1, len(pairs))  # Bonferroni over the claims of this setting
+        for a, b, which, ia, ib in pairs:
+            c = paired_claim(ia, ib, higher=True, confidence=1 - level, alpha=level)
+            notes.append(f"{name}: claim '{LABELS[a]} beats {LABELS[b]}' (test accuracy, {which} epoch, paired by "
+                         f"seed and test item, {100 * (1 - level):.2f} % interval and alpha {level:.4g}: Bonferroni "
+                         f"over this setting's {len(pairs)} claims): {c.mean_a:.3f} vs {c.mean_b:.3f}, {c.summary()} "
+                         f"-> {c.verdict}.")
         finals, bests = _numbers(group, "ce/final"), _numbers(group, "ce/best")
         if finals and bests:
             drops = [b - f for b, f in zip(bests, finals)]
