@@ -349,3 +349,62 @@ def test_a_float16_gradient_scaler_with_several_discriminator_steps():
         scaler.update()
     assert step.stepped == {"model", "discriminator"}
     assert any(not torch.equal(a, b) for a, b in zip(d_before, discriminator.parameters()))
+
+
+# -- sample grids during training -----------------------------------------------------------------------------
+def test_sample_grids_use_fixed_noise_and_leave_training_alone(tmp_path):
+    data = DataLoader(_ring(4), batch_size=16, shuffle=True)
+    calls = []
+
+    def record(samples, labels, epoch):  # reads `generator`, the network being trained below
+        calls.append((epoch, samples, labels, {k: v.clone() for k, v in generator.state_dict().items()}))
+
+    def run(on_samples, out_dir=None, epochs=5, resume=False):
+        torch.manual_seed(0)
+        g, d = _Conditional(8, 2), _Conditional(2, 1, act=_leaky)
+        regime = GAN(d, latent_dim=8, conditional=True, seed=7, on_samples=on_samples, sample_every=2,
+                     sample_labels=[0, 3, 3, 5])
+        fit(g, regime, data, epochs=epochs, progress=False, out_dir=out_dir, resume=resume)
+        return g, regime
+
+    plain, _ = run(None)  # the same run without grids
+    torch.manual_seed(0)
+    generator, discriminator = _Conditional(8, 2), _Conditional(2, 1, act=_leaky)
+    regime = GAN(discriminator, latent_dim=8, conditional=True, seed=7, on_samples=record, sample_every=2,
+                 sample_labels=[0, 3, 3, 5])
+    fit(generator, regime, data, epochs=5, progress=False)
+    # every 2nd epoch and the last; the training's random stream is untouched (same weights as without grids)
+    assert [c[0] for c in calls] == [2, 4, 5]
+    for k, v in plain.state_dict().items():
+        assert torch.equal(generator.state_dict()[k], v)
+    for _, samples, labels, weights in calls:
+        assert samples.shape == (4, 2) and samples.device.type == "cpu" and not samples.requires_grad
+        assert labels.tolist() == [0, 3, 3, 5]
+        # the same noise at every epoch: the samples are the generator of that epoch on seed 7's noise
+        snapshot = _Conditional(8, 2)
+        snapshot.load_state_dict(weights)
+        z = torch.randn(4, 8, generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            assert torch.allclose(samples, snapshot(z, labels), atol=1e-6)
+    assert not torch.equal(calls[0][1], calls[-1][1]), "the generator trained between the grids"
+    # a resumed run calls back for its new epochs only
+    calls.clear()
+    run(lambda s, y, e: calls.append((e, s, y, {})), out_dir=tmp_path, epochs=3)
+    run(lambda s, y, e: calls.append((e, s, y, {})), out_dir=tmp_path, epochs=5, resume=True)
+    assert [c[0] for c in calls] == [2, 3, 4, 5]
+
+
+def test_fixed_samples_and_sample_grid_options():
+    generator = nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).train()
+    regime = GAN(_mlp(2, 1, 8), latent_dim=4, seed=3, sample_count=6, on_samples=lambda *a: None)
+    a, labels = regime.fixed_samples(generator)
+    b, _ = regime.fixed_samples(generator)
+    assert a.shape == (6, 2) and labels is None and torch.equal(a, b) and generator.training
+    with pytest.raises(ConfigError, match="sample_labels"):
+        GAN(_Conditional(2, 1), latent_dim=8, conditional=True, on_samples=lambda *a: None)
+    for bad in (dict(sample_every=0), dict(sample_count=0), dict(on_samples="grid.png"),
+                dict(sample_labels=[0.5]), dict(sample_labels=[-1]), dict(sample_labels=[])):
+        with pytest.raises(ConfigError):
+            GAN(_mlp(2, 1, 8), latent_dim=4, **bad)
+    conditional = GAN(_Conditional(2, 1), latent_dim=8, conditional=True, sample_labels=(1, 2))
+    assert conditional.sample_labels.tolist() == [1, 2]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -45,6 +48,14 @@ class GAN(Regime):
     :class:`~robustlab.common.engine.EarlyStopping` that names one of those metrics no ``best.pt`` is written,
     and ``last.pt`` is the run's result.
 
+    Sample grids: with ``on_samples``, the generator draws the same samples at the end of every
+    ``sample_every``-th epoch (and of the last one): fixed noise from a private random generator seeded with
+    ``seed``, with the labels ``sample_labels`` when conditional, so that grids of successive epochs show how the
+    same points of the latent space evolve. ``on_samples(samples, labels, epoch)`` gets the
+    samples on the CPU (the generator in eval mode, without gradients), the labels (a CPU tensor, or None) and
+    the epoch counted from 1; it is called on the main process only, before validation and before the epoch's
+    checkpoint, and draws nothing from the training's random stream (a resumed run stays bit-identical).
+
     Args:
         discriminator: ``D(x) -> logits`` (``D(x, y)`` when conditional), one logit per sample (shape ``(N,)``
             or ``(N, 1)``) or a map of logits per sample (a PatchGAN's ``(N, 1, H, W)``, averaged in the loss).
@@ -57,7 +68,14 @@ class GAN(Regime):
         betas: Adam's betas for the generator (Radford et al.'s DCGAN values by default).
         d_lr: learning rate of the discriminator's Adam.
         d_betas: Adam's betas for the discriminator.
-        seed: seed of the noise that :meth:`validate` draws.
+        seed: seed of the noise that :meth:`validate` and the sample grids draw.
+        on_samples: ``on_samples(samples, labels, epoch)``, called with the fixed-noise samples at the end of
+            every ``sample_every``-th epoch and of the last one (e.g. to write an image grid); None: no samples.
+        sample_every: epochs between two calls of ``on_samples``.
+        sample_labels: the labels of the samples (a sequence or ``(n,)`` tensor of classes), required with
+            ``on_samples`` when conditional.
+        sample_count: how many samples an unconditional GAN hands ``on_samples`` (a conditional one draws one per
+            label of ``sample_labels``).
 
     Shape:
         batch ``x``: ``(N, *)`` real samples; ``y``: ``(N,)`` labels when conditional (ignored otherwise);
@@ -94,7 +112,9 @@ class GAN(Regime):
     def __init__(self, discriminator: nn.Module, *, latent_dim: int | tuple[int, ...], d_steps: int = 1,
                  label_smoothing: float = 0.0, conditional: bool = False, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999), d_lr: float = 2e-4,
-                 d_betas: tuple[float, float] = (0.5, 0.999), seed: int = 0) -> None:
+                 d_betas: tuple[float, float] = (0.5, 0.999), seed: int = 0,
+                 on_samples: Callable[[Tensor, Tensor | None, int], Any] | None = None, sample_every: int = 1,
+                 sample_labels: Sequence[int] | Tensor | None = None, sample_count: int = 64) -> None:
         super().__init__()
         shape = (latent_dim,) if isinstance(latent_dim, int) else tuple(int(s) for s in latent_dim)
         if not shape or any(s < 1 for s in shape):
@@ -103,6 +123,21 @@ class GAN(Regime):
             raise ConfigError(f"d_steps must be an int >= 1, got {d_steps!r}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if on_samples is not None and not callable(on_samples):
+            raise ConfigError(f"on_samples must be callable, got {type(on_samples).__name__}")
+        if isinstance(sample_every, bool) or not isinstance(sample_every, int) or sample_every < 1:
+            raise ConfigError(f"sample_every must be an int >= 1, got {sample_every!r}")
+        if isinstance(sample_count, bool) or not isinstance(sample_count, int) or sample_count < 1:
+            raise ConfigError(f"sample_count must be an int >= 1, got {sample_count!r}")
+        labels = None
+        if sample_labels is not None:
+            labels = torch.as_tensor(sample_labels).detach().cpu().reshape(-1)
+            if labels.numel() == 0 or labels.dtype.is_floating_point or labels.dtype.is_complex or bool(
+                    (labels < 0).any()):
+                raise ConfigError(f"sample_labels must be class indices >= 0 (at least one), got {sample_labels!r}")
+            labels = labels.long()
+        if on_samples is not None and conditional and labels is None:
+            raise ConfigError("a conditional GAN with on_samples needs sample_labels: the class of each sample")
         self.add_network("discriminator", discriminator, trainable=True)
         self.latent_dim = latent_dim
         self.d_steps = d_steps
@@ -110,6 +145,8 @@ class GAN(Regime):
         self.conditional = conditional
         self.lr, self.betas, self.d_lr, self.d_betas = lr, tuple(betas), d_lr, tuple(d_betas)
         self.seed = seed
+        self.on_samples, self.sample_every, self.sample_count = on_samples, sample_every, sample_count
+        self.sample_labels = labels
         self._latent_shape = shape
         self._generator: nn.Module | None = None
 
@@ -171,6 +208,32 @@ class GAN(Regime):
     # -- what the engine asks -------------------------------------------------------------------------------------
     def setup(self, model: nn.Module, state: FitState) -> None:
         self._generator = model
+
+    def on_epoch_end(self, model: nn.Module, state: FitState) -> dict[str, float]:
+        """Hand the fixed-noise samples to ``on_samples`` when this epoch is due (main process only)."""
+        epoch = state.epoch + 1
+        due = epoch % self.sample_every == 0 or epoch == state.epochs
+        if self.on_samples is not None and due and state.dist.rank == 0:
+            samples, labels = self.fixed_samples(model)
+            self.on_samples(samples, labels, epoch)
+        return {}
+
+    def fixed_samples(self, model: nn.Module | None = None) -> tuple[Tensor, Tensor | None]:
+        """The samples of the grids: the generator's output on the fixed noise (seeded with ``seed``) and the
+        labels ``sample_labels``, both on the CPU.
+
+        Returns:
+            ``(samples, labels)``; labels None for an unconditional GAN.
+        """
+        rng = torch.Generator().manual_seed(self.seed)
+        if self.conditional:
+            if self.sample_labels is None:
+                raise ConfigError("GAN.fixed_samples of a conditional GAN needs sample_labels")
+            labels = self.sample_labels
+            samples = self.sample(len(labels), labels, model=model, rng=rng)
+        else:
+            labels, samples = None, self.sample(self.sample_count, model=model, rng=rng)
+        return samples.detach().cpu(), labels
 
     def configure_optimizers(self, model: nn.Module, optimizer: torch.optim.Optimizer | None
                              ) -> dict[str, torch.optim.Optimizer]:
