@@ -75,10 +75,16 @@ def images(n: int = 6, seed: int = 1) -> torch.Tensor:
 MODELS = {"cnn1d": (cnn1d, one_hot), "cnn2d": (cnn2d, images)}
 
 # Small options per method so that the contract tests stay fast; a method missing here runs with its defaults.
+# The CAM methods run with relu=False: a ReLU'd Grad-CAM map is legitimately all zero for some (model, class,
+# sample) (2 or 3 of the 6 per class for cnn2d), and the contract needs a nonzero map in every row; the ReLU itself is
+# tested in test_grad_cam.py.
 OPTIONS = {
     "IntegratedGradients": {"steps": 8},
     "SmoothGrad": {"n_samples": 4, "std": 0.2},
     "ExpectedGradients": {"n_samples": 4},
+    "GradCAM": {"relu": False},
+    "GradCAMPlusPlus": {"relu": False},
+    "SmoothGradCAMPlusPlus": {"n_samples": 4, "std": 0.2, "relu": False},
 }
 
 
@@ -103,9 +109,10 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # -- the contract, over every name in attribution.__all__ ---------------------------------------------------
-def test_all_lists_the_five_methods():
+def test_all_lists_the_eight_methods():
     assert sorted(attribution.__all__) == sorted(
-        ["Saliency", "GradientTimesInput", "IntegratedGradients", "SmoothGrad", "ExpectedGradients"]
+        ["Saliency", "GradientTimesInput", "IntegratedGradients", "SmoothGrad", "ExpectedGradients", "GradCAM",
+         "GradCAMPlusPlus", "SmoothGradCAMPlusPlus"]
     )
 
 
