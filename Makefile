@@ -17,8 +17,9 @@ $(STAMP): $(wildcard packages/*/pyproject.toml) Makefile
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet $(foreach p,$(PACKAGES),-e "$(p)[test]")
 	# cross-checks only; --no-deps because torchattacks would pull torchvision, and shadow-ssml asks for a bare
-	# torch (a CUDA build) while it only needs the torch and NumPy already here
-	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1 shadow-ssml==1.0.3
+	# torch (a CUDA build) while it only needs the torch and NumPy already here; torchcam (Grad-CAM++ and Smooth
+	# Grad-CAM++) and prdc (generative precision/recall) are cross-checks too, their requirements already here
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1 shadow-ssml==1.0.3 torchcam==0.5.0 prdc==0.2
 	touch $(STAMP)
 
 install: $(STAMP)
