@@ -26,6 +26,7 @@ from robustlab.vision.data.mammograms import (
     read_pgm,
 )
 
+
 def write_pgm(path, pixels, *, comment: bytes = b"# synthetic\n") -> None:
     h, w = pixels.shape
     path.write_bytes(b"P5\n" + comment + f"{w} {h}\n255\n".encode() + np.asarray(pixels, np.uint8).tobytes())

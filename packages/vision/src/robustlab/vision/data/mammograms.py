@@ -676,7 +676,7 @@ def lesion_mask(shape: tuple[int, int], lesions: Sequence[Lesion]) -> np.ndarray
 
         >>> m = lesion_mask((8, 8), [Lesion("CIRC", "benign", row=4.0, col=4.0, radius=2.0)])
         >>> int(m.sum()), bool(m[4, 4]), bool(m[0, 0])
-        (16, True, False)
+        (12, True, False)
     """
     h, w = shape
     mask = np.zeros((h, w), dtype=bool)

@@ -344,8 +344,9 @@ class _Places:
             crop = self._try(j, share)
             if crop is not None:
                 return j, crop
-        raise DataError(f"no normal image has a crop of {share:.0%} of its width with {_MIN_BREAST:.0%} of it "
-                        "inside the breast")
+        raise DataError(f"none of the {len(self.records)} normal images has room for a crop of {share:.0%} of its "
+                        f"width with {_MIN_BREAST:.0%} of it inside the breast (a lesion crop that large: lower "
+                        "min_side or context)")
 
 
 def patient_folds(patients, y, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
