@@ -13,6 +13,10 @@ name            class                              network
 ``wrn40_2``     :class:`WideResNet`                3 groups x 6 pre-activation blocks (32/64/128), dropout 0.3
 ==============  =================================  =================================================
 
+The conditional DCGAN of the GAN augmentation (:class:`DCGANGenerator` ``G(z, y)`` -> images in ``[-1, 1]``,
+:class:`DCGANDiscriminator` ``D(x, y)`` -> logits, spectral norm and a projection head) is exported too; it is not a
+classifier, so :func:`build_model` does not build it.
+
 Import cost: torch only.
 """
 
@@ -25,10 +29,11 @@ from torch import nn
 
 from robustlab.common.errors import ConfigError
 from robustlab.common.models import SmallCNN
+from robustlab.vision.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from robustlab.vision.models.resnet import ResNet
 from robustlab.vision.models.wide_resnet import WideResNet
 
-__all__ = ["MODELS", "ResNet", "WideResNet", "build_model", "embedding_layer"]
+__all__ = ["MODELS", "DCGANDiscriminator", "DCGANGenerator", "ResNet", "WideResNet", "build_model", "embedding_layer"]
 
 MODELS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
     "small_cnn": (SmallCNN, {}),
