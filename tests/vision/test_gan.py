@@ -111,7 +111,7 @@ def test_network_argument_and_shape_errors():
 def test_train_gan_learns_the_classes_of_a_toy_set():
     x, y = _toy()
     generator, regime, result = train_gan(x, y, num_classes=2, epochs=10, batch_size=32, width=8, latent_dim=16,
-                                          lr=1e-3, seed=0)
+                                          lr=1e-3, d_lr=1e-3, seed=0)
     assert len(result.history) == 10 and not generator.training
     images, labels = generate(generator, {0: 200, 1: 200}, seed=1, return_labels=True)
     dark, barred = images[labels == 0].astype(float), images[labels == 1].astype(float)
@@ -130,6 +130,9 @@ def test_train_gan_writes_grids_and_resumes_bit_identically(tmp_path):
     assert grid.size == (8 * 18 + 2, 2 * 18 + 2) and grid.mode == "RGB"  # 8 per class, one row each, captioned
     last = load_checkpoint(tmp_path / "full" / "last.pt")  # weights_only, as the engine resumes
     assert set(last["networks"]) == {"discriminator"} and set(last["optimizers"]) == {"model", "discriminator"}
+    # the two time-scale rule by default: the discriminator learns 4x faster than the generator
+    assert last["optimizers"]["model"]["param_groups"][0]["lr"] == 1e-4
+    assert last["optimizers"]["discriminator"]["param_groups"][0]["lr"] == 4e-4
     train_gan(x, y, epochs=2, out_dir=tmp_path / "split", grid_every=2, **kwargs)
     with pytest.raises(ConfigError, match="resume"):
         train_gan(x, y, epochs=3, out_dir=tmp_path / "split", **kwargs)

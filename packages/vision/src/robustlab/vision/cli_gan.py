@@ -65,8 +65,10 @@ def read_patches(path: Path):
 @click.option("--width", type=click.IntRange(min=1), default=32, show_default=True,
               help="Network width: channels at half the patch side (DCGAN: 64).")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=100, show_default=True, help="Size of the noise z.")
-@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True,
-              help="Adam learning rate of both networks (betas 0.5, 0.999).")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=1e-4, show_default=True,
+              help="The generator's Adam learning rate (betas 0.5, 0.999).")
+@click.option("--d-lr", type=FiniteFloat(min=0, min_open=True), default=4e-4, show_default=True,
+              help="The discriminator's Adam learning rate (two time-scale rule: faster than the generator's).")
 @click.option("--grid-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Write a sample grid every this many epochs (and after the last).")
 @click.option("--seed", type=click.IntRange(0, _SEED_MAX), default=0, show_default=True,
@@ -75,7 +77,7 @@ def read_patches(path: Path):
 @click.option("--resume", is_flag=True, help="Continue the run in --out with the same options (more --epochs allowed).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
 def train_gan(patches_path: Path, out: Path, epochs: int, batch_size: int, width: int, latent_dim: int, lr: float,
-              grid_every: int, seed: int, device: str, resume: bool, progress: bool) -> None:
+              d_lr: float, grid_every: int, seed: int, device: str, resume: bool, progress: bool) -> None:
     """Train a class-conditional DCGAN (spectral-norm projection discriminator) on every patch of --patches and
     write --out/generator.pt, a model file `vision sample` reads, and a grid of 8 samples per class (one row each)
     to --out/samples/epoch_NNN.png every --grid-every epochs, from the same noise at every epoch.
@@ -90,14 +92,14 @@ def train_gan(patches_path: Path, out: Path, epochs: int, batch_size: int, width
     x, y, classes = read_patches(patches_path)
     options = {"patches": str(patches_path), "n_patches": int(len(x)), "patch_size": int(x.shape[1]),
                "classes": classes, "epochs": epochs, "batch_size": batch_size, "width": width,
-               "latent_dim": latent_dim, "lr": lr, "grid_every": grid_every, "seed": seed}
+               "latent_dim": latent_dim, "lr": lr, "d_lr": d_lr, "grid_every": grid_every, "seed": seed}
     resuming = check_run_folder(out, "vision train-gan", options, resume=resume)
     counts = ", ".join(f"{c} {int((y == k).sum())}" for k, c in enumerate(classes))
     click.echo(f"{len(x)} patches of {x.shape[1]}x{x.shape[2]} ({counts}); {epochs} epochs, batch {batch_size}, "
                f"width {width}" + (" (resuming)" if resuming else ""), err=True)
     t0 = time.perf_counter()
     generator, _, result = fit_gan(x, y, num_classes=len(classes), epochs=epochs, batch_size=batch_size,
-                                   latent_dim=latent_dim, width=width, lr=lr, seed=seed, out_dir=out,
+                                   latent_dim=latent_dim, width=width, lr=lr, d_lr=d_lr, seed=seed, out_dir=out,
                                    resume=resuming, progress=progress, grid_every=grid_every, classes=classes,
                                    device=device)
     last = {k: round(float(v), 5) for k, v in result.last.items()}
