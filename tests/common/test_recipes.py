@@ -491,3 +491,8 @@ def test_a_sweep_logged_to_a_file_writes_one_progress_line_per_run(tmp_path, cap
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("toy_table [quick]")]
     assert len(lines) == len(GRID), lines
     assert lines[-1].startswith(f"toy_table [quick]: run {len(GRID)}/{len(GRID)} (100%)")
+
+
+def test_a_paper_without_a_verified_year_prints_nd():
+    assert Paper(authors="Doe, J.", title="T", venue="V", year=0).citation() == "Doe, J. (n.d.). T. V."
+    assert PAPER.citation().startswith("Doe, J. (2020). A toy table.")

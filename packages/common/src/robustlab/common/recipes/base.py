@@ -53,7 +53,7 @@ class Paper:
         authors: as printed, e.g. ``"Khalooei, M., Homayounpour, M. M., Amirmazlaghani, M."``.
         title: the paper's title.
         venue: journal, conference or preprint server with its identifier (``"arXiv:2202.02626"``).
-        year: year of publication.
+        year: year of publication; 0 when it could not be verified (printed ``n.d.``).
         url: a stable link (DOI or arXiv).
     """
 
@@ -65,7 +65,7 @@ class Paper:
 
     def citation(self) -> str:
         """``Authors (year). Title. Venue. URL``."""
-        text = f"{self.authors} ({self.year}). {self.title}. {self.venue}."
+        text = f"{self.authors} ({self.year or 'n.d.'}). {self.title}. {self.venue}."
         return f"{text} {self.url}" if self.url else text
 
 
