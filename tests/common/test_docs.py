@@ -15,7 +15,8 @@ MODULES = sorted({inspect.getmodule(getattr(regimes, name)).__name__ for name in
                  | {"robustlab.common.training", "robustlab.common.tasks", "robustlab.common.modelfile",
                     "robustlab.common.progress", "robustlab.common.testing.fuzz", "robustlab.common.losses",
                     "robustlab.common.recipes.base", "robustlab.common.data.datasets",
-                    "robustlab.common.data.cache"})
+                    "robustlab.common.data.cache", "robustlab.common.metrics.generative",
+                    "robustlab.common.metrics.localization"})
 
 
 @pytest.mark.parametrize("name", regimes.__all__)

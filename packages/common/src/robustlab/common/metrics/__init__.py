@@ -2,8 +2,10 @@
 
 Classification metrics follow scikit-learn's definitions and the ECG literature's names (sensitivity, positive
 predictivity); regression metrics (MAE, RMSE, R²) follow scikit-learn's, averaged uniformly over outputs;
-robustness metrics run any ``attack(x, y) -> x_adv`` over a loader; :func:`paired_claim` decides a paper's
-"A scores higher than B" from seeded runs (interval across seeds, paired test within them).
+robustness metrics run any ``attack(x, y) -> x_adv`` over a loader; localization metrics score an attribution map
+against a ground-truth mask; generative metrics compare a generator's samples with real ones in a feature space;
+:func:`paired_claim` decides a paper's "A scores higher than B" from seeded runs (interval across seeds, paired
+test within them).
 """
 
 from robustlab.common.metrics.claims import PairedClaim, paired_claim, seed_interval, unpaired_claim
@@ -16,6 +18,8 @@ from robustlab.common.metrics.classification import (
     macro_f1,
     per_class_report,
 )
+from robustlab.common.metrics.generative import frechet_distance, nearest_neighbour_check, precision_recall
+from robustlab.common.metrics.localization import energy_in_mask, localization_auroc
 from robustlab.common.metrics.regression import mae, r2, rmse
 from robustlab.common.metrics.robustness import attack_success_rate, predict, robust_accuracy
 
@@ -37,4 +41,9 @@ __all__ = [
     "paired_claim",
     "seed_interval",
     "unpaired_claim",
+    "localization_auroc",
+    "energy_in_mask",
+    "frechet_distance",
+    "precision_recall",
+    "nearest_neighbour_check",
 ]

@@ -14,6 +14,7 @@ arrays or tensors ``(N, *)``, flattened to ``(N, D)``; they must be finite (a ``
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,9 @@ def frechet_distance(real_features: Any, fake_features: Any, *, eps: float = 1e-
     _same_width(real, fake, "real_features and fake_features")
     mu1, mu2 = real.mean(0), fake.mean(0)
     s1, s2 = np.atleast_2d(np.cov(real, rowvar=False)), np.atleast_2d(np.cov(fake, rowvar=False))
-    covmean = linalg.sqrtm(s1 @ s2)
+    with warnings.catch_warnings():  # singular products (fewer samples than features) are handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
         offset = np.eye(len(s1)) * eps
         covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))

@@ -54,6 +54,8 @@ _PEER_INSTALL = {
     "captum": "`make install` (captum is in the test extra: pip install -e 'packages/common[test]')",
     "torchattacks": "`make install` (pip install --no-deps torchattacks==3.5.1)",
     "shadow": "`make install` (pip install --no-deps shadow-ssml==1.0.3)",
+    "torchcam": "`make install` (pip install --no-deps torchcam==0.5.0)",
+    "prdc": "`make install` (pip install --no-deps prdc==0.2)",
 }
 
 
