@@ -130,9 +130,10 @@ def test_train_gan_writes_grids_and_resumes_bit_identically(tmp_path):
     assert grid.size == (8 * 18 + 2, 2 * 18 + 2) and grid.mode == "RGB"  # 8 per class, one row each, captioned
     last = load_checkpoint(tmp_path / "full" / "last.pt")  # weights_only, as the engine resumes
     assert set(last["networks"]) == {"discriminator"} and set(last["optimizers"]) == {"model", "discriminator"}
-    # the two time-scale rule by default: the discriminator learns 4x faster than the generator
-    assert last["optimizers"]["model"]["param_groups"][0]["lr"] == 1e-4
-    assert last["optimizers"]["discriminator"]["param_groups"][0]["lr"] == 4e-4
+    # the spectrally normalized GAN's Adam by default (Miyato et al. 2018): 2e-4 and betas (0.0, 0.9) for both
+    for name in ("model", "discriminator"):
+        group = last["optimizers"][name]["param_groups"][0]
+        assert group["lr"] == 2e-4 and tuple(group["betas"]) == (0.0, 0.9)
     train_gan(x, y, epochs=2, out_dir=tmp_path / "split", grid_every=2, **kwargs)
     with pytest.raises(ConfigError, match="resume"):
         train_gan(x, y, epochs=3, out_dir=tmp_path / "split", **kwargs)

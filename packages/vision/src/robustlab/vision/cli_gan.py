@@ -65,10 +65,10 @@ def read_patches(path: Path):
 @click.option("--width", type=click.IntRange(min=1), default=32, show_default=True,
               help="Network width: channels at half the patch side (DCGAN: 64).")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=100, show_default=True, help="Size of the noise z.")
-@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=1e-4, show_default=True,
-              help="The generator's Adam learning rate (betas 0.5, 0.999).")
-@click.option("--d-lr", type=FiniteFloat(min=0, min_open=True), default=4e-4, show_default=True,
-              help="The discriminator's Adam learning rate (two time-scale rule: faster than the generator's).")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True,
+              help="The generator's Adam learning rate (betas 0.0, 0.9, as the spectrally normalized GAN).")
+@click.option("--d-lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True,
+              help="The discriminator's Adam learning rate.")
 @click.option("--grid-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Write a sample grid every this many epochs (and after the last).")
 @click.option("--seed", type=click.IntRange(0, _SEED_MAX), default=0, show_default=True,
