@@ -82,7 +82,8 @@ def test_the_crop_is_the_image_where_no_resampling_is_needed():
 
 
 def test_normal_crops_lie_in_the_breast_of_normal_images(toy):
-    ps = extract_patches(toy, task="abnormal", size=16, lesion_crops=6, normal_ratio=2.0, min_side=16, seed=3)
+    ps = extract_patches(toy, task="abnormal", size=16, lesion_crops=6, normal_ratio=2.0, min_side=16, seed=3,
+                         match_coverage=False)
     normal = ps.y == 0
     assert normal.sum() == 24 and set(ps.image_id[normal]) == {"n1", "n2", "n3"}
     assert set(np.round(ps.side[normal], 6)) <= set(np.round(ps.side[~normal], 6))  # sides drawn from lesions'
@@ -92,6 +93,26 @@ def test_normal_crops_lie_in_the_breast_of_normal_images(toy):
         r0, c0, n = int(round(row - s / 2)) + 200, int(round(col - s / 2)) + 200, int(round(s))
         assert masks[ps.image_id[i]][r0:r0 + n, c0:c0 + n].mean() >= 0.85
         assert 80 < ps.x[i].mean() < 120  # tissue, not background, no lesion
+
+
+def _shares(ps, records):
+    """The breast share of each crop, measured on the full-resolution breast masks."""
+    masks = {r.image_id: np.pad(breast_mask(r.image), 400) for r in records}
+    out = []
+    for (row, col), s, image_id in zip(ps.centre, ps.side, ps.image_id):
+        r0, c0, n = int(round(row - s / 2)) + 400, int(round(col - s / 2)) + 400, int(round(s))
+        out.append(masks[image_id][r0:r0 + n, c0:c0 + n].mean())
+    return np.array(out)
+
+
+def test_normal_crops_match_the_lesion_crops_breast_share(toy):
+    ps = extract_patches(toy, task="abnormal", size=16, lesion_crops=6, normal_ratio=2.0, min_side=16, seed=3)
+    share = _shares(ps, toy)
+    lesion, normal = share[ps.y == 1], share[ps.y == 0]
+    assert set(ps.image_id[ps.y == 0]) <= {"n1", "n2", "n3"}
+    # every normal crop is within the tolerance (plus the reduced mask's rounding) of some lesion crop's share
+    assert all(np.abs(lesion - v).min() <= 0.15 for v in normal)
+    assert abs(normal.mean() - lesion.mean()) < 0.1
 
 
 def test_malignancy_task_and_determinism(toy):

@@ -79,6 +79,9 @@ def write_preview(patches, path: Path, *, per_class: int = 32, columns: int = 16
               help="Smallest crop side, pixels of the loaded image.")
 @click.option("--normal-ratio", type=FiniteFloat(0, 100), default=1.0, show_default=True,
               help="Normal-tissue crops per lesion crop (task abnormal).")
+@click.option("--match-coverage/--no-match-coverage", default=True, show_default=True,
+              help="abnormal: each normal crop copies the breast share of a lesion crop (so background at the skin "
+                   "line is no cue); --no-match-coverage takes normal crops with at least 90%% breast.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seeds the jitter and the normal crops.")
 @click.option("--out", type=OutputFile(), required=True,
@@ -88,8 +91,8 @@ def write_preview(patches, path: Path, *, per_class: int = 32, columns: int = 16
               help="Also write a PNG grid of patches per class with their lesion circles in red.")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Show progress while reading.")
 def prepare_mias(data: Path | None, images: Path | None, task: str, size: int, lesion_crops: int, jitter: float,
-                 context: float, min_side: int, normal_ratio: float, seed: int, out: Path, preview: Path | None,
-                 progress: bool) -> None:
+                 context: float, min_side: int, normal_ratio: float, match_coverage: bool, seed: int, out: Path,
+                 preview: Path | None, progress: bool) -> None:
     """Read mini-MIAS, crop patches for TASK and write them to --out, printing what was read and written."""
     import time
     from collections import Counter
@@ -101,7 +104,8 @@ def prepare_mias(data: Path | None, images: Path | None, task: str, size: int, l
     records = load_mias(data, images=images, progress=progress)
     loaded = time.perf_counter()
     patches = extract_patches(records, task=task, size=size, lesion_crops=lesion_crops, jitter=jitter,
-                              context=context, min_side=min_side, normal_ratio=normal_ratio, seed=seed)
+                              context=context, min_side=min_side, normal_ratio=normal_ratio,
+                              match_coverage=match_coverage, seed=seed)
     done = time.perf_counter()
     h, w = records[0].image.shape
     labels = Counter(r.label for r in records)

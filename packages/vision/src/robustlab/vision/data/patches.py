@@ -4,10 +4,11 @@
 square uint8 patches with their lesion masks, for one of two tasks:
 
 - ``"abnormal"`` (classes ``normal``, ``abnormal``): every located lesion (``lesion_crops`` jittered crops each)
-  against crops of breast tissue from the NORMAL images (at least 90 % of each crop inside
-  :func:`~robustlab.vision.data.mammograms.breast_mask`), as many as ``normal_ratio`` times the lesion crops and
-  of sides drawn from the lesion crops' sides (relative to the image width), so that the crop's scale tells
-  nothing of its class;
+  against crops of breast tissue from the NORMAL images, as many as ``normal_ratio`` times the lesion crops, each
+  with the side (relative to the image width) and the breast share (of
+  :func:`~robustlab.vision.data.mammograms.breast_mask`) of a lesion crop drawn at random, so that neither the
+  crop's scale nor the background beside the skin line tells its class (``match_coverage=False``: at least 90 %
+  breast);
 - ``"malignancy"`` (classes ``benign``, ``malignant``): the lesion crops only.
 
 A lesion crop's side is ``clip(context * 2 * radius, min_side, W / 2)`` pixels of the loaded image, its centre
@@ -41,6 +42,8 @@ _ARRAYS = ("x", "y", "mask", "image_id", "patient", "severity", "lesion_class", 
 _REQUIRED = ("x", "y", "mask", "classes", "image_id", "patient")
 _MIN_BREAST = 0.9
 _TRIES = 200
+_COVERAGE_TOL = 0.1
+"""With ``match_coverage``, a normal crop's breast share is within this of the lesion crop it is matched to."""
 
 
 @dataclass
@@ -199,7 +202,7 @@ def _check(task: str, size: int, lesion_crops: int, jitter: float, context: floa
 
 def extract_patches(records: Sequence, *, task: str = "abnormal", size: int = 64, lesion_crops: int = 4,
                     jitter: float = 0.25, context: float = 2.0, min_side: float = 64, normal_ratio: float = 1.0,
-                    seed: int = 0) -> PatchSet:
+                    match_coverage: bool = True, seed: int = 0) -> PatchSet:
     """Lesion-centred crops (and, for ``task="abnormal"``, normal-tissue crops) of mammograms.
 
     Args:
@@ -214,6 +217,11 @@ def extract_patches(records: Sequence, *, task: str = "abnormal", size: int = 64
         min_side: the smallest crop side, pixels of the loaded image (small calcification clusters get this much
             context); the largest is half the image width.
         normal_ratio: normal-tissue crops per lesion crop (task ``"abnormal"``).
+        match_coverage: each normal crop copies the side and the breast share (the share of its pixels inside
+            :func:`~robustlab.vision.data.mammograms.breast_mask`, within 0.1) of a lesion crop drawn at random,
+            so that neither the scale nor the black background beside the skin line tells the classes apart
+            (lesions often lie near the skin line: on mini-MIAS 40 % of the lesion crops are less than 90 %
+            breast); False takes normal crops with at least 90 % breast.
         seed: seeds the jitter, the normal crops' images, sides and places.
 
     Returns:
@@ -268,6 +276,7 @@ def extract_patches(records: Sequence, *, task: str = "abnormal", size: int = 64
     if n_normal:
         width = {r.image_id: r.image.shape[1] for r in records}
         rel = np.array(sides) / np.array([width[i] for i in ids])  # sides as shares of the image width
+        coverage = _coverages(records, ids, centres, sides) if match_coverage else None
         normals = [r for r in records if r.label == "normal"]
         if not normals:
             raise DataError("the abnormal task needs normal images to crop tissue from, and the records hold none "
@@ -275,8 +284,9 @@ def extract_patches(records: Sequence, *, task: str = "abnormal", size: int = 64
         order = np.concatenate([rng.permutation(len(normals)) for _ in range(n_normal // len(normals) + 1)])
         places = _Places(normals, rng)
         chosen: dict[int, list[tuple[float, float, float]]] = {}
-        for k, share in zip(order[:n_normal], rng.choice(rel, size=n_normal)):
-            k, crop = places.find(int(k), float(share))
+        pick = rng.integers(len(rel), size=n_normal)  # the lesion crop each normal crop copies
+        for k, j in zip(order[:n_normal], pick):
+            k, crop = places.find(int(k), float(rel[j]), None if coverage is None else float(coverage[j]))
             chosen.setdefault(k, []).append(crop)
         for k in sorted(chosen):
             record = normals[k]
@@ -298,8 +308,38 @@ def extract_patches(records: Sequence, *, task: str = "abnormal", size: int = 64
                     centre=np.array(centres, dtype=np.float64).reshape(-1, 2), skipped=skipped)
 
 
+def _coverages(records, ids, centres, sides) -> np.ndarray:
+    """The breast share of each lesion crop (pixels outside the image count as background)."""
+    from robustlab.vision.data.mammograms import _small_breast_mask
+
+    by_id = {r.image_id: r for r in records}
+    cache: dict[str, tuple[np.ndarray, int]] = {}
+    out = np.empty(len(ids))
+    for i, (image_id, (row, col), side) in enumerate(zip(ids, centres, sides)):
+        if image_id not in cache:
+            mask, factor = _small_breast_mask(by_id[image_id].image)
+            integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+            integral[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
+            cache[image_id] = integral, factor
+        integral, factor = cache[image_id]
+        out[i] = _box_share(integral, row / factor, col / factor, max(int(round(side / factor)), 1))
+    return out
+
+
+def _box_share(integral: np.ndarray, row: float, col: float, n: int) -> float:
+    """The share of an ``n`` x ``n`` box centred at ``(row, col)`` (reduced grid) inside the mask."""
+    h, w = integral.shape[0] - 1, integral.shape[1] - 1
+    r0, c0 = int(round(row - n / 2)), int(round(col - n / 2))
+    r1, c1 = min(r0 + n, h), min(c0 + n, w)
+    r0, c0 = max(r0, 0), max(c0, 0)
+    if r1 <= r0 or c1 <= c0:
+        return 0.0
+    return float(integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]) / (n * n)
+
+
 class _Places:
-    """Places for normal-tissue crops: centres whose crop has at least 90 % of its pixels inside the breast."""
+    """Places for normal-tissue crops: centres whose crop has at least 90 % of its pixels inside the breast, or
+    a given breast share (within a tolerance)."""
 
     def __init__(self, records, rng: np.random.Generator) -> None:
         self.records, self.rng = records, rng
@@ -318,32 +358,35 @@ class _Places:
             self._cache[k] = integral, rows, cols, factor
         return self._cache[k]
 
-    def _try(self, k: int, share: float) -> tuple[float, float, float] | None:
+    def _try(self, k: int, share: float, coverage: float | None, tol: float) -> tuple[float, float, float] | None:
         integral, rows, cols, factor = self._breast(k)
-        h, w = integral.shape[0] - 1, integral.shape[1] - 1
         width = self.records[k].image.shape[1]
         side = float(min(share * width, width / 2))
         n = max(int(round(side / factor)), 1)  # the side on the reduced grid
-        need = _MIN_BREAST * n * n
-        if len(rows) < need:
+        low, high = (_MIN_BREAST, 1.0) if coverage is None else (coverage - tol, coverage + tol)
+        if len(rows) < low * n * n or not len(rows):
             return None
         for _ in range(_TRIES):
             i = int(self.rng.integers(len(rows)))
-            row, col = rows[i] + self.rng.uniform(), cols[i] + self.rng.uniform()
-            r0, c0 = int(round(row - n / 2)), int(round(col - n / 2))
-            r1, c1 = min(r0 + n, h), min(c0 + n, w)
-            r0, c0 = max(r0, 0), max(c0, 0)
-            if integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0] >= need:
+            # a breast pixel, moved anywhere within half a crop when a share below 1 is wanted (near the skin line)
+            spread = 1.0 if coverage is None else n
+            row = rows[i] + 0.5 + self.rng.uniform(-spread / 2, spread / 2)
+            col = cols[i] + 0.5 + self.rng.uniform(-spread / 2, spread / 2)
+            if low <= _box_share(integral, row, col, n) <= high:
                 return row * factor, col * factor, side
         return None
 
-    def find(self, k: int, share: float) -> tuple[int, tuple[float, float, float]]:
-        """A crop of side ``share * width`` in image ``k``, else in another normal image (large crops do not fit
-        in small breasts)."""
-        for j in (k, *self.rng.permutation(len(self.records)).tolist()):
-            crop = self._try(j, share)
-            if crop is not None:
-                return j, crop
+    def find(self, k: int, share: float, coverage: float | None = None) -> tuple[int, tuple[float, float, float]]:
+        """A crop of side ``share * width`` (and breast share ``coverage``, within :data:`_COVERAGE_TOL`, the
+        tolerance doubled once when no normal image offers one) in image ``k``, else in another normal image
+        (large crops do not fit in small breasts)."""
+        for tol in (_COVERAGE_TOL, 2 * _COVERAGE_TOL):
+            for j in (k, *self.rng.permutation(len(self.records)).tolist()):
+                crop = self._try(j, share, coverage, tol)
+                if crop is not None:
+                    return j, crop
+            if coverage is None:
+                break
         raise DataError(f"none of the {len(self.records)} normal images has room for a crop of {share:.0%} of its "
                         f"width with {_MIN_BREAST:.0%} of it inside the breast (a lesion crop that large: lower "
                         "min_side or context)")
