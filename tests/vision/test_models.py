@@ -13,7 +13,7 @@ from robustlab.common.features import FeatureRecorder
 from robustlab.common.models import SmallCNN
 from robustlab.common.testing import check_model_contract, exported_modules
 from robustlab.vision import models
-from robustlab.vision.models import MODELS, ResNet, WideResNet, build_model, embedding_layer
+from robustlab.vision.models import MODELS, PatchCNN, ResNet, WideResNet, build_model, embedding_layer
 
 CASES = [
     (ResNet, {"depth": 8}, (1, 28, 28)),
@@ -23,8 +23,29 @@ CASES = [
 ]
 
 
+GENERATIVE = {"DCGANGenerator", "DCGANDiscriminator"}  # forward(z, y) and (x, y): their tests are in test_gan.py
+
+
 def test_every_exported_model_has_a_case():
-    assert set(exported_modules(models)) == {cls.__name__ for cls, _, _ in CASES}
+    assert set(exported_modules(models)) == {cls.__name__ for cls, _, _ in CASES} | {"PatchCNN"} | GENERATIVE
+
+
+@pytest.mark.parametrize("kwargs, side", [({"width": 4}, 32), ({"width": 2, "num_classes": 3, "dropout": 0.0}, 16)])
+def test_patch_cnn_contract(kwargs, side, tmp_path, one_thread):
+    x = torch.rand(4, 1, side, side)
+    check_model_contract(PatchCNN, kwargs, x, (4, kwargs.get("num_classes", 2)), tmp_path)
+    model = PatchCNN(**kwargs).eval()
+    assert model.citation
+    emb = model.embed(x)
+    assert emb.shape == (4, model.embedding_dim) == (4, 8 * kwargs["width"])
+    assert torch.allclose(model.head(emb), model(x))
+    assert model.features(model.blocks(x)).shape[-1] == side // 8  # the map Grad-CAM reads
+
+
+@pytest.mark.parametrize("kwargs, match", [({"width": 0}, "width"), ({"dropout": 1.0}, "dropout")])
+def test_patch_cnn_bad_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        PatchCNN(**kwargs)
 
 
 @pytest.mark.parametrize("cls, kwargs, shape", CASES)

@@ -30,10 +30,12 @@ from torch import nn
 from robustlab.common.errors import ConfigError
 from robustlab.common.models import SmallCNN
 from robustlab.vision.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from robustlab.vision.models.patch_cnn import PatchCNN
 from robustlab.vision.models.resnet import ResNet
 from robustlab.vision.models.wide_resnet import WideResNet
 
-__all__ = ["MODELS", "DCGANDiscriminator", "DCGANGenerator", "ResNet", "WideResNet", "build_model", "embedding_layer"]
+__all__ = ["MODELS", "DCGANDiscriminator", "DCGANGenerator", "PatchCNN", "ResNet", "WideResNet", "build_model",
+           "embedding_layer"]
 
 MODELS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
     "small_cnn": (SmallCNN, {}),
