@@ -354,7 +354,12 @@ def _write(out: Path, table, scores, flagged) -> None:
 
 def _add_recipe_commands() -> None:
     from robustlab.common.cli import merge_command, reproduce_command
+    from robustlab.vision.cli_data import prepare_mias
+    from robustlab.vision.cli_gan import sample, train_gan
+    from robustlab.vision.cli_train import train
 
+    for command in (prepare_mias, train_gan, sample, train):
+        vision.add_command(command)
     vision.add_command(reproduce_command(package="robustlab.vision"))
     vision.add_command(merge_command(package="robustlab.vision"))
 
