@@ -307,3 +307,12 @@ def test_bad_layer_use_is_a_clear_value_error():
 
     with pytest.raises(ValueError, match="did not run in the model's forward pass"):
         GradCAM(WithSpare(), layer="spare")(one_hot(), 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_smooth_grad_cam_pp_with_a_cpu_generator_on_cuda_input_equals_the_cpu_map():
+    model, x = cnn2d(), images()
+    cpu = SmoothGradCAMPlusPlus(model, n_samples=3, std=0.2, generator=torch.Generator().manual_seed(0))(x, 1)
+    cuda = SmoothGradCAMPlusPlus(model.cuda(), n_samples=3, std=0.2,
+                                 generator=torch.Generator().manual_seed(0))(x.cuda(), 1)
+    assert max_rel(cuda.cpu(), cpu) < 1e-4  # the same noise, drawn on the CPU; float differences of the GPU

@@ -246,7 +246,9 @@ class SmoothGradCAMPlusPlus(_LayerMap):
             act, _ = self._activations_and_gradients(x, target)
             d1, d2, d3 = torch.zeros_like(act), torch.zeros_like(act), torch.zeros_like(act)
             for _ in range(self.n_samples):
-                noise = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+                # drawn where the generator lives (a CPU generator with CUDA input), then moved to the input
+                where = self.generator.device if self.generator is not None else x.device
+                noise = torch.randn(x.shape, generator=self.generator, device=where, dtype=x.dtype).to(x.device)
                 _, g = self._activations_and_gradients(x + noise.mul_(self.std), target)
                 g2 = g.pow(2)
                 d1 += g
