@@ -42,9 +42,11 @@ def test_train_real_then_gan_augmented(patches, tmp_path, one_thread):
     # a second run into the same folder needs --resume; with it, more steps continue the run
     again = invoke("train", "--patches", patches, "--steps", "4", "--width", "2", "--out", out, "--no-progress")
     assert again.exit_code != 0 and "--resume" in again.output
-    more = invoke("train", "--patches", patches, "--steps", "8", "--width", "2", "--out", out, "--resume",
+    before = len((out / "train" / "metrics.jsonl").read_text().splitlines())
+    more = invoke("train", "--patches", patches, "--steps", "80", "--width", "2", "--out", out, "--resume",
                   "--no-progress")
     assert more.exit_code == 0, more.output
+    assert len((out / "train" / "metrics.jsonl").read_text().splitlines()) > before  # the run went on
 
     gan = tmp_path / "gan"
     result = invoke("train-gan", "--patches", patches, "--epochs", "1", "--width", "4", "--latent-dim", "8",
@@ -56,6 +58,15 @@ def test_train_real_then_gan_augmented(patches, tmp_path, one_thread):
     assert result.exit_code == 0, result.output
     report = json.loads((aug / "report.json").read_text())
     assert report["n_synthetic"] == pytest.approx(0.5 * report["n_train"], abs=2)
+
+    # a GAN trained on every patient has seen the held-out ones: refused
+    seen_all = tmp_path / "gan_all"
+    result = invoke("train-gan", "--patches", patches, "--epochs", "1", "--width", "4", "--latent-dim", "8",
+                    "--holdout", "0", "--out", seen_all, "--no-progress")
+    assert result.exit_code == 0, result.output
+    result = invoke("train", "--patches", patches, "--augment", "gan", "--gan-model", seen_all / "generator.pt",
+                    "--steps", "4", "--width", "2", "--out", tmp_path / "leak", "--no-progress")
+    assert result.exit_code == 2 and "same --holdout and --seed" in result.output
 
 
 def test_train_errors(patches, tmp_path):

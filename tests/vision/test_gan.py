@@ -209,6 +209,14 @@ def test_train_gan_and_sample_commands(tmp_path):
     assert loaded.preprocessing["kind"] == "gan" and loaded.preprocessing["classes"] == ["normal", "abnormal"]
     assert loaded.preprocessing["image_size"] == 16 and loaded.preprocessing["latent_dim"] == 8
     assert loaded.metadata["epochs_run"] == 2
+    # the patients `vision train` holds out with the same --holdout (0.25) and --seed (0) are not trained on
+    from robustlab.vision.data.patches import holdout_split
+
+    with np.load(patches) as z:
+        train_idx, test_idx = holdout_split(z["patient"], z["y"], 0.25, seed=0)
+        held_out = set(z["patient"][test_idx].tolist())
+        assert loaded.metadata["train_patients"] == sorted(set(z["patient"][train_idx].tolist()))
+    assert held_out and not held_out & set(loaded.metadata["train_patients"])
     assert json.loads((out / "run.json").read_text())["command"] == "vision train-gan"
     result = _invoke("train-gan", *common, "--epochs", 3)
     assert result.exit_code == 2 and "--resume" in result.output

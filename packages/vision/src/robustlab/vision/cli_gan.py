@@ -55,6 +55,24 @@ def read_patches(path: Path):
     return x, y.astype(np.int64), [str(c) for c in classes]
 
 
+def _patients(path: Path, n: int, *, required: bool):
+    """The 'patient' key of a patches NPZ (one string per patch), which --holdout needs; None when absent and not
+    required."""
+    import numpy as np
+
+    from robustlab.common.errors import DataError
+    from robustlab.common.io import read_npz
+
+    data = read_npz(path, required=("patient",) if required else (), what="patches file")
+    if "patient" not in data:
+        return None
+    patients = data["patient"]
+    if patients.shape != (n,) or patients.dtype.kind not in "US":
+        raise DataError(f"patches file {path}: key 'patient' must hold {n} patient names (one per patch), got "
+                        f"{patients.dtype} {patients.shape}; or pass --holdout 0")
+    return np.asarray(patients).astype(str)
+
+
 @click.command("train-gan", short_help="Train the conditional DCGAN on a patches NPZ (resumable; sample grids).")
 @click.option("--patches", "patches_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="NPZ of prepare-mias: x uint8 (N, S, S) patches, y labels, classes names.")
@@ -71,14 +89,19 @@ def read_patches(path: Path):
               help="The discriminator's Adam learning rate.")
 @click.option("--grid-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Write a sample grid every this many epochs (and after the last).")
+@click.option("--holdout", type=FiniteFloat(0, 1, max_open=True), default=0.25, show_default=True,
+              help="Share of the patients left out of the GAN's training, the split of `vision train` with the same "
+                   "--holdout and --seed (so its held-out patients stay unseen); 0 trains on every patient.")
 @click.option("--seed", type=click.IntRange(0, _SEED_MAX), default=0, show_default=True,
               help="Seed of the initialization, shuffling, noise and the grids' fixed noise.")
 @click.option("--device", type=Device(), default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out with the same options (more --epochs allowed).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress.")
 def train_gan(patches_path: Path, out: Path, epochs: int, batch_size: int, width: int, latent_dim: int, lr: float,
-              d_lr: float, grid_every: int, seed: int, device: str, resume: bool, progress: bool) -> None:
-    """Train a class-conditional DCGAN (spectral-norm projection discriminator) on every patch of --patches and
+              d_lr: float, grid_every: int, holdout: float, seed: int, device: str, resume: bool,
+              progress: bool) -> None:
+    """Train a class-conditional DCGAN (spectral-norm projection discriminator) on the patches of --patches whose
+    patients are not held out (--holdout, --seed: the split of `vision train`; it records them) and
     write --out/generator.pt, a model file `vision sample` reads, and a grid of 8 samples per class (one row each)
     to --out/samples/epoch_NNN.png every --grid-every epochs, from the same noise at every epoch.
 
@@ -86,13 +109,22 @@ def train_gan(patches_path: Path, out: Path, epochs: int, batch_size: int, width
     """
     import time
 
+    import numpy as np
+
     from robustlab.common.modelfile import save_model
     from robustlab.vision.gan import train_gan as fit_gan
 
     x, y, classes = read_patches(patches_path)
+    patients = _patients(patches_path, len(x), required=holdout > 0)
+    keep = np.arange(len(x))
+    if holdout > 0:
+        from robustlab.vision.data.patches import holdout_split
+
+        keep, _ = holdout_split(patients, y, holdout, seed=seed)
+        x, y = x[keep], y[keep]
     options = {"patches": str(patches_path), "n_patches": int(len(x)), "patch_size": int(x.shape[1]),
                "classes": classes, "epochs": epochs, "batch_size": batch_size, "width": width,
-               "latent_dim": latent_dim, "lr": lr, "d_lr": d_lr, "grid_every": grid_every, "seed": seed}
+               "latent_dim": latent_dim, "lr": lr, "d_lr": d_lr, "grid_every": grid_every, "holdout": holdout, "seed": seed}
     resuming = check_run_folder(out, "vision train-gan", options, resume=resume)
     counts = ", ".join(f"{c} {int((y == k).sum())}" for k, c in enumerate(classes))
     click.echo(f"{len(x)} patches of {x.shape[1]}x{x.shape[2]} ({counts}); {epochs} epochs, batch {batch_size}, "
@@ -106,7 +138,8 @@ def train_gan(patches_path: Path, out: Path, epochs: int, batch_size: int, width
     preprocessing = {"kind": "gan", "classes": classes, "image_size": int(x.shape[1]), "latent_dim": latent_dim,
                      "pixels": "uint8 0..255; the generator's output t in [-1, 1] maps to round((t + 1) * 127.5)"}
     save_model(generator.cpu(), out / "generator.pt", preprocessing=preprocessing,
-               metadata={"command": "vision train-gan", **options, "epochs_run": len(result.history), "last": last})
+               metadata={"command": "vision train-gan", **options, "epochs_run": len(result.history), "last": last,
+                         "train_patients": None if patients is None else sorted(set(patients[keep].tolist()))})
     grids = sorted((out / "samples").glob("epoch_*.png"))
     click.echo(f"{len(result.history)} epochs in {time.perf_counter() - t0:.1f} s; last epoch: D(real) "
                f"{last.get('train_d_real', float('nan')):.3f}, D(fake) {last.get('train_d_fake', float('nan')):.3f}, "
@@ -128,8 +161,8 @@ def train_gan(patches_path: Path, out: Path, epochs: int, batch_size: int, width
 def sample(model_path: Path, n: int, class_name: str, seed: int, device: str, out: Path) -> None:
     """Draw --n synthetic patches per class (or of --class) from the generator of --model, and write each as
     --out/sample_NNNN_<class>.png (uint8 grey levels, the patches' size) and all of them as --out/grid.png (one row
-    of up to 8 per class, captioned). The same --seed gives the same patches, class by class: --class NAME draws the
-patches of that class that --class all draws."""
+    of up to 8 per class, captioned). The same --seed gives the same patches, class by class: --class NAME draws
+    the patches of that class that --class all draws."""
     from PIL import Image
 
     from robustlab.common.engine import resolve_device

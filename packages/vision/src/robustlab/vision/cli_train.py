@@ -24,8 +24,8 @@ _AUGMENT = ("none", "classic", "gan", "classic+gan")
               help="classic: flips, quarter turns, small rotations, gamma, contrast, brightness each epoch; gan: add "
                    "--ratio synthetic patches per real one from --gan-model.")
 @click.option("--gan-model", "gan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The generator.pt of `robustlab vision train-gan` (trained on these patches' training patients "
-                   "only, or the held-out score is not held out).")
+              help="The generator.pt of `robustlab vision train-gan`, trained with the same --holdout and --seed "
+                   "(it records its training patients; one that saw a held-out patient is refused).")
 @click.option("--ratio", type=FiniteFloat(0, None, min_open=True), default=1.0, show_default=True,
               help="Synthetic patches per real training patch (class shares kept).")
 @click.option("--holdout", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=0.25, show_default=True,
@@ -56,12 +56,11 @@ def train(patches_path: Path, augment: str, gan_path: Path | None, ratio: float,
     import numpy as np
 
     from robustlab.common.cli import check_run_folder
-    from robustlab.common.data.splits import group_split
     from robustlab.common.errors import ConfigError, DataError
     from robustlab.common.io import atomic_write_text
     from robustlab.common.modelfile import save_model
     from robustlab.vision.augmentation import ClassicAugment
-    from robustlab.vision.data.patches import PatchSet
+    from robustlab.vision.data.patches import PatchSet, holdout_split
     from robustlab.vision.mammography import (
         evaluate_patch_classifier,
         synthetic_counts,
@@ -79,8 +78,7 @@ def train(patches_path: Path, augment: str, gan_path: Path | None, ratio: float,
                "width": width, "seed": seed}
     resuming = check_run_folder(out, "vision train", options, resume=resume, checkpoint="train/last.pt",
                                 may_grow=("steps",))
-    train_idx, test_idx = group_split(patches.patient, (1 - holdout, holdout), seed=seed, stratify=patches.y,
-                                      shuffle=True)
+    train_idx, test_idx = holdout_split(patches.patient, patches.y, holdout, seed=seed)
     for name, idx in (("training", train_idx), ("held-out", test_idx)):
         missing = sorted(set(range(len(classes))) - set(patches.y[idx].tolist()))
         if missing:
@@ -89,7 +87,8 @@ def train(patches_path: Path, augment: str, gan_path: Path | None, ratio: float,
     x, y = patches.x[train_idx], patches.y[train_idx]
     synthetic = None
     if gan_path is not None:
-        synthetic = _synthetic(gan_path, classes, x.shape[-1], synthetic_counts(y, ratio, len(classes)), seed)
+        synthetic = _synthetic(gan_path, classes, x.shape[-1], synthetic_counts(y, ratio, len(classes)), seed,
+                               set(patches.patient[test_idx].tolist()))
     model = train_patch_classifier(x, y, num_classes=len(classes),
                                    augment=ClassicAugment() if "classic" in augment else None, synthetic=synthetic,
                                    steps=steps, batch_size=batch_size, lr=lr, width=width, seed=seed, device=device,
@@ -116,7 +115,7 @@ def train(patches_path: Path, augment: str, gan_path: Path | None, ratio: float,
         click.echo("no held-out patch has a lesion mask: the localization scores are n/a", err=True)
 
 
-def _synthetic(gan_path: Path, classes: list[str], size: int, counts, seed: int):
+def _synthetic(gan_path: Path, classes: list[str], size: int, counts, seed: int, held_out: set[str]):
     import numpy as np
 
     from robustlab.common.errors import CheckpointError
@@ -130,6 +129,16 @@ def _synthetic(gan_path: Path, classes: list[str], size: int, counts, seed: int)
     if list(pre.get("classes", [])) != classes or int(pre.get("image_size", -1)) != size:
         raise CheckpointError(f"--gan-model {gan_path} makes {pre.get('image_size')}-px patches of classes "
                               f"{pre.get('classes')}; --patches holds {size}-px patches of {classes}")
+    seen = loaded.metadata.get("train_patients")
+    if seen is None:
+        click.echo(f"--gan-model {gan_path} does not record its training patients: the held-out score is only held "
+                   "out if the GAN never saw them", err=True)
+    elif held_out & set(seen):
+        from robustlab.common.errors import ConfigError
+
+        raise ConfigError(f"--gan-model {gan_path} was trained on {len(held_out & set(seen))} of the "
+                          f"{len(held_out)} patients this run holds out (e.g. {sorted(held_out & set(seen))[0]}): "
+                          "train the GAN with the same --holdout and --seed as this command")
     labels = np.concatenate([np.full(int(n), c, np.int64) for c, n in enumerate(counts)])
     return generate(loaded.model, labels, seed=seed, latent_dim=int(pre["latent_dim"])), labels
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from robustlab.common.errors import ConfigError, DataError
 
-__all__ = ["TASKS", "PatchSet", "extract_patches", "patient_folds", "subsample_patients"]
+__all__ = ["TASKS", "PatchSet", "extract_patches", "holdout_split", "patient_folds", "subsample_patients"]
 
 TASKS: dict[str, tuple[str, str]] = {"abnormal": ("normal", "abnormal"), "malignancy": ("benign", "malignant")}
 """The classes of each task, by label."""
@@ -390,6 +390,34 @@ class _Places:
         raise DataError(f"none of the {len(self.records)} normal images has room for a crop of {share:.0%} of its "
                         f"width with {_MIN_BREAST:.0%} of it inside the breast (a lesion crop that large: lower "
                         "min_side or context)")
+
+
+def holdout_split(patients, y, holdout: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out sample indices, whole patients, stratified by ``y``: the split that ``robustlab
+    vision train-gan`` and ``robustlab vision train`` share (the same ``holdout`` and ``seed`` hold out the same
+    patients, so a GAN never sees the patients its classifier is scored on).
+
+    Args:
+        patients: the patient of each sample.
+        y: the class of each sample.
+        holdout: the share of the samples to hold out, in ``[0, 1)``; 0 keeps every sample for training.
+        seed: seeds :func:`robustlab.common.data.splits.group_split` (groups in a random order).
+
+    Examples::
+
+        >>> train, test = holdout_split(["a", "a", "b", "b", "c", "c", "d", "d"], [0, 1] * 4, 0.25, seed=0)
+        >>> len(train), len(test), sorted(set(train) & set(test))
+        (6, 2, [])
+    """
+    from robustlab.common.data.splits import group_split
+
+    patients, y = np.asarray(patients), np.asarray(y)
+    if not 0.0 <= holdout < 1.0:
+        raise ConfigError(f"holdout must be in [0, 1), got {holdout!r}")
+    if holdout == 0.0:
+        return np.arange(len(y)), np.zeros(0, dtype=np.int64)
+    train, test = group_split(patients, (1.0 - holdout, holdout), seed=seed, stratify=y, shuffle=True)
+    return train, test
 
 
 def patient_folds(patients, y, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
