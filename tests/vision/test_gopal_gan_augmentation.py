@@ -71,7 +71,10 @@ def test_summarize_rows_gains_and_claims(gain, verdict):
     table = summarize(records, p)
     assert len(table.rows) == 2 * len(conditions(p))
     gan_row = next(r for r in table.records if r["condition"] == "gan_x1" and r["size"] == 0.25)
-    assert gan_row["auroc_gain"] == pytest.approx(gain, abs=0.01)
+    assert gan_row["balanced_accuracy_gain"] == pytest.approx(gain, abs=0.01)
+    assert gan_row["balanced_accuracy_gain_vs_classic"] == pytest.approx(gain, abs=0.01)
+    classic_row = next(r for r in table.records if r["condition"] == "classic" and r["size"] == 0.25)
+    assert classic_row["balanced_accuracy_gain_vs_classic"] is None
     assert gan_row["n_train"] == pytest.approx(2 * 25.0)  # real + as many synthetic
     claims = next(n for n in table.notes if n.startswith("Claims, abnormal"))
     assert "25%" in claims and "gan_x1 > real on auroc" in claims
@@ -79,6 +82,43 @@ def test_summarize_rows_gains_and_claims(gain, verdict):
     assert f"**{verdict}**" in first
     assert any(n.startswith("GAN quality, abnormal at 25%") for n in table.notes)
     assert any("+1 to +9" in n or "+1 to +9" in " ".join(r) for n in table.notes for r in table.rows)
+
+
+def test_summarize_leaves_out_diverged_runs():
+    records, p = _records(0.0)
+    records.append({"index": 99, "spec": dict(records[0]["spec"], seed=7), "status": "diverged", "reason": "x"})
+    assert len(summarize(records, p).rows) == 2 * len(conditions(p))
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_gan_and_classifiers_see_only_the_training_patients(monkeypatch, mini_mias_root, one_thread):
+    import robustlab.vision.gan as gan
+    import robustlab.vision.mammography as mammography
+    from robustlab.vision.data.patches import patient_folds
+    from robustlab.vision.recipes import gopal_gan_augmentation as recipe
+
+    monkeypatch.setenv("ROBUSTLAB_MINI_MIAS", str(mini_mias_root))
+    seen = []
+    for module, name in ((gan, "train_gan"), (mammography, "train_patch_classifier")):
+        original = getattr(module, name)
+
+        def spy(x, y, *args, _original=original, **kwargs):
+            seen.append(np.asarray(x))
+            return _original(x, y, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    p = PROFILES["smoke"]
+    spec = {"task": "abnormal", "size": 0.5, "fold": 1, "seed": 0}
+    recipe.run(spec, p)
+    patches = recipe._patches("abnormal", p.patch_size, p.lesion_crops, p.context, p.min_side, p.jitter)
+    train_idx, test_idx = patient_folds(patches.patient, patches.y, p.folds, seed=0)[1]
+    key = {i: patches.x[i].tobytes() for i in range(len(patches.x))}
+    train, test = {key[i] for i in train_idx}, {key[i] for i in test_idx} - {key[i] for i in train_idx}
+    assert len(seen) == 1 + len(conditions(p))  # the GAN and every classifier
+    for x in seen:
+        got = {a.tobytes() for a in x}
+        assert got <= train and not got & test
 
 
 @pytest.mark.realdata

@@ -67,6 +67,7 @@ def test_read_pgm_binary_plain_and_16_bit(tmp_path):
     (b"P5\n4 4\n255\n" + bytes(10), "truncated"),
     (b"P2\n2 2\n9\n1 2 3\n", "truncated"),
     (b"P2\n2 2\n9\n1 2 3 12\n", "above its maxval 9"),
+    (b"P2\n2 2\n9\n1 -2 3 4\n", "negative pixel value -2"),
 ])
 def test_read_pgm_names_the_malformed_file(tmp_path, content, message):
     path = tmp_path / "bad_image.pgm"

@@ -4,8 +4,6 @@ the NPZ round trip; splits by patient (folds, subsamples)."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -196,11 +194,8 @@ def test_subsample_patients():
 
 
 @pytest.mark.realdata
-def test_mini_mias_patches_counts_speed_and_pairs(mias):
-    start = time.perf_counter()
-    abnormal = extract_patches(mias, task="abnormal", size=64, lesion_crops=4, seed=0)
-    seconds = time.perf_counter() - start
-    assert seconds < 30, seconds  # about 2 s here
+def test_mini_mias_patches_counts_and_pairs(mias):
+    abnormal = extract_patches(mias, task="abnormal", size=64, lesion_crops=4, seed=0)  # about 2 s here
     assert abnormal.counts() == {"normal": 476, "abnormal": 476} and abnormal.skipped == 4
     assert len(set(abnormal.image_id[abnormal.y == 1])) == 111 and len(set(abnormal.patient)) == 161
     malignancy = extract_patches(mias, task="malignancy", size=64, lesion_crops=4, seed=0)

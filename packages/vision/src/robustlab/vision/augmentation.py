@@ -1,7 +1,7 @@
 """Classic augmentation of grey image patches: flips, rotations and intensity changes, drawn afresh every epoch.
 
-The baseline that GAN augmentation has to beat (Gopal et al.'s review: most mammogram studies compare a GAN with
-"traditional" augmentation of this kind). Works on float batches in ``[0, 1]`` on any device; the random draws
+The baseline that GAN augmentation has to beat in ``robustlab vision train`` and the recipe
+``gopal_gan_augmentation``. Works on float batches in ``[0, 1]`` on any device; the random draws
 come from the generator given (or torch's global stream, which :func:`robustlab.common.recipes.seed_everything`
 seeds), so a seeded run is repeatable.
 """

@@ -75,7 +75,8 @@ def _check_patches(x: Any, y: Any, num_classes: int) -> tuple[np.ndarray, np.nda
 
 
 def train_gan(x: Any, y: Any, *, num_classes: int, epochs: int, batch_size: int = 64, latent_dim: int = 100,
-              width: int = 32, lr: float = 2e-4, d_lr: float = 2e-4, betas: tuple[float, float] = (0.0, 0.9), seed: int = 0, out_dir: str | Path | None = None,
+              width: int = 32, lr: float = 2e-4, d_lr: float = 2e-4, betas: tuple[float, float] = (0.0, 0.9),
+              seed: int = 0, out_dir: str | Path | None = None,
               resume: bool = False, progress: bool = False, grid_every: int = 1,
               classes: Sequence[str] | None = None, device: str = "cpu") -> tuple[nn.Module, GAN, FitResult]:
     """Train a conditional DCGAN on uint8 patches with the core engine and the core GAN regime.
@@ -149,7 +150,8 @@ def train_gan(x: Any, y: Any, *, num_classes: int, epochs: int, batch_size: int 
             write_grid(to_pixels(samples), samples_dir / f"epoch_{epoch:03d}.png", nrow=GRID_PER_CLASS,
                        labels=[names[int(k)] for k in labels])
 
-    regime = GAN(discriminator, latent_dim=latent_dim, conditional=True, lr=lr, d_lr=d_lr, betas=betas, d_betas=betas, seed=seed,
+    regime = GAN(discriminator, latent_dim=latent_dim, conditional=True, lr=lr, d_lr=d_lr, betas=betas,
+                 d_betas=betas, seed=seed,
                  on_samples=on_samples, sample_every=int(grid_every), sample_labels=grid_labels)
     data = ArrayDataset(to_unit_range(x), torch.from_numpy(y))
     loader = DataLoader(data, batch_size=int(batch_size), shuffle=True, drop_last=len(x) > batch_size)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -176,7 +175,8 @@ def evaluate_patch_classifier(
 
     Returns:
         Floats ``auroc``, ``balanced_accuracy``, ``noise_balanced_accuracy``, ``pgd_balanced_accuracy``,
-        ``gradcam_auroc`` and ``sgcampp_auroc`` (means over the lesion patches; NaN without masks), and per-patch
+        ``gradcam_auroc`` and ``sgcampp_auroc`` (means over the lesion patches; NaN without masks; a map that is
+        zero everywhere after Grad-CAM's ReLU, no positive evidence, ties every pixel and scores 0.5), and per-patch
         lists ``correct`` (0/1 on clean patches), ``score`` (probability of class 1), ``gradcam_items`` and
         ``sgcampp_items`` (per lesion patch, in test order).
     """
@@ -259,7 +259,6 @@ def gan_quality(model: nn.Module, real_train: Any, real_test: Any, fake: Any, *,
 
     f_train, f_test, f_fake = embed(model, real_train), embed(model, real_test), embed(model, fake)
     pr = precision_recall(f_train, f_fake, k=k)
-    precision, recall = (pr["precision"], pr["recall"]) if isinstance(pr, Mapping) else pr
     flat = [np.asarray(a, dtype=np.float64).reshape(len(a), -1) / 255.0 for a in (fake, real_train, real_test)]
     nn_check = nearest_neighbour_check(*flat)
 
@@ -270,5 +269,5 @@ def gan_quality(model: nn.Module, real_train: Any, real_test: Any, fake: Any, *,
             return math.nan
 
     return {"fd": fd(f_train, f_fake), "fd_real": fd(f_train, f_test),
-            "precision": float(precision), "recall": float(recall),
+            "precision": float(pr["precision"]), "recall": float(pr["recall"]),
             "copy_share": float(nn_check["copy_share"]), "nn_ratio": float(nn_check["median_ratio"])}

@@ -198,6 +198,8 @@ def _read_pgm(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             raise DataError(f"PGM file {path} is truncated: its header says {width} x {height} pixels but "
                             f"{len(pixels)} values follow the header")
         pixels = pixels[:count]
+        if int(pixels.min(initial=0)) < 0:
+            raise DataError(f"plain PGM file {path} holds a negative pixel value {int(pixels.min())}")
     if int(pixels.max(initial=0)) > maxval:
         raise DataError(f"PGM file {path} holds a pixel value {int(pixels.max())} above its maxval {maxval}")
     out = pixels.reshape(height, width).astype(np.uint8 if maxval < 256 else np.uint16)

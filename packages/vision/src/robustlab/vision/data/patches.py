@@ -318,12 +318,17 @@ def _coverages(records, ids, centres, sides) -> np.ndarray:
     for i, (image_id, (row, col), side) in enumerate(zip(ids, centres, sides)):
         if image_id not in cache:
             mask, factor = _small_breast_mask(by_id[image_id].image)
-            integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
-            integral[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
-            cache[image_id] = integral, factor
+            cache[image_id] = _integral(mask), factor
         integral, factor = cache[image_id]
         out[i] = _box_share(integral, row / factor, col / factor, max(int(round(side / factor)), 1))
     return out
+
+
+def _integral(mask: np.ndarray) -> np.ndarray:
+    """The summed-area table of a mask, one row and column of zeros in front: box sums in four lookups."""
+    integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    integral[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
+    return integral
 
 
 def _box_share(integral: np.ndarray, row: float, col: float, n: int) -> float:
@@ -352,10 +357,8 @@ class _Places:
             from robustlab.vision.data.mammograms import _small_breast_mask
 
             mask, factor = _small_breast_mask(self.records[k].image)
-            integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
-            integral[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
             rows, cols = np.nonzero(mask)
-            self._cache[k] = integral, rows, cols, factor
+            self._cache[k] = _integral(mask), rows, cols, factor
         return self._cache[k]
 
     def _try(self, k: int, share: float, coverage: float | None, tol: float) -> tuple[float, float, float] | None:

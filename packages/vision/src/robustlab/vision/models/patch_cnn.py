@@ -16,8 +16,7 @@ class PatchCNN(RecordsArgs, nn.Module):
 
     The last block, ``features``, keeps a spatial map (``image_size / 8`` on a side) that Grad-CAM reads; the
     global average pool over it is the embedding (``embedding_dim = 8 * width`` features) that the GAN quality
-    measures use (:meth:`embed`). The kind of network the mammogram-patch studies the review cites train from
-    scratch on a few hundred regions of interest, kept narrow so that a CPU trains one in seconds.
+    measures use (:meth:`embed`). Narrow, so that a CPU trains one on a few hundred patches in seconds.
 
     Args:
         in_channels: image channels (1 for mammograms).
@@ -30,8 +29,9 @@ class PatchCNN(RecordsArgs, nn.Module):
         num_classes)`` logits.
     """
 
-    citation = ("robustlab's patch classifier, of the kind the studies in Gopal, Gandhimaruthian & Ali's review of "
-                "GANs for mammogram classification train from scratch (EurekaSelect article 102383).")
+    citation = ("robustlab's patch classifier for the GAN-augmentation study of Gopal, Gandhimaruthian & Ali's review "
+                "(EurekaSelect article 102383); a plain VGG-style CNN (Simonyan & Zisserman, ICLR 2015) with batch "
+                "normalization (Ioffe & Szegedy, ICML 2015).")
 
     def __init__(self, in_channels: int = 1, num_classes: int = 2, *, width: int = 16, dropout: float = 0.3) -> None:
         super().__init__()
