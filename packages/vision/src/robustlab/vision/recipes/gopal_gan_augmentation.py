@@ -10,9 +10,10 @@ for:
 
 1. Patches (:func:`robustlab.vision.data.patches.extract_patches`): ``lesion_crops`` jittered crops centred on
    every located abnormality (crop side ``context`` times the lesion diameter, at least ``min_side`` pixels of the
-   512-px images), resized to ``patch_size``; for the task ``abnormal`` as many normal-tissue crops from inside the
-   breast of the normal images, their sides drawn from the lesion crops' sides (crop scale is no cue); for the
-   task ``malignancy`` the lesion crops labelled benign or malignant.
+   512-px images), resized to ``patch_size``; for the task ``abnormal`` as many normal-tissue crops from the
+   breasts of the normal images, each copying the side and the breast share of a lesion crop (neither the crop's
+   scale nor the background at the skin line is a cue); for the task ``malignancy`` the lesion crops labelled
+   benign or malignant.
 2. Splits: ``folds`` patient-grouped folds (both breasts of a woman on one side), drawn anew for every seed
    (repeated cross-validation: the units of a claim are (seed, fold) pairs with their own test patients); a run
    trains on a fraction ``size`` of its fold's training patients (drawn with the run's seed, every class kept) and
@@ -34,10 +35,10 @@ pre-specified ratio ``claim_ratio`` beats real patches alone, and beats classic 
 balanced accuracy; and whether it moves the Grad-CAM localization score.
 
 Departures (each for a reason, also in the README):
-- data: mini-MIAS (322 images, about 120 located abnormalities), not the larger DDSM/CBIS-DDSM/INbreast sets of
-  most cited studies (the one mammogram set here); 512-px copies of the 1024-px originals;
-- patches: ``patch_size`` 32 px in ``quick`` (64 in ``paper``) so that the GAN and every classifier train on a
-  CPU in seconds; the review's studies use 64-256 px;
+- data: mini-MIAS (322 images, 119 located abnormalities), the one mammogram set here (larger sets such as
+  CBIS-DDSM or INbreast plug in through ``read_image_folder``); 512-px copies of the 1024-px originals;
+- patches: ``patch_size`` 32 px in ``quick`` (64 in ``paper``; the issue suggests 64 or 128) so that the GAN and
+  every classifier train on a CPU in seconds;
 - one small CNN trained from scratch (no ImageNet weights: none can be downloaded here, and torchvision is not
   available); a fixed number of optimizer steps per classifier and its last weights (no validation set is
   carved out of a few dozen patients);
