@@ -145,7 +145,7 @@ def test_a_broken_entry_point_is_listed_not_fatal(extra_commands):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["reproduce", "no_such_recipe"], f"registered recipes: {MOONS}"),
+        (["reproduce", "no_such_recipe"], "registered recipes: "),
         (["reproduce", MOONS, "--shard", "2/2"], "out of range"),
         (["reproduce", MOONS, "--shard", "1/0"], "out of range"),
         (["reproduce", MOONS, "--shard", "x"], "not of the form i/n"),
@@ -166,6 +166,8 @@ def test_bad_arguments_are_usage_errors(tmp_path, args, says):
     result = invoke(*args)
     assert result.exit_code == 2, result.output
     assert says in result.output
+    if "registered recipes" in says:  # every registered recipe is listed, whatever the installed domains
+        assert MOONS in result.output.split("registered recipes: ", 1)[1]
     assert "Traceback" not in result.output
     assert not out.exists()
 
