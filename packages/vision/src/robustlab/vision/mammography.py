@@ -184,16 +184,15 @@ def evaluate_patch_classifier(
     from robustlab.common.attribution import GradCAM, SmoothGradCAMPlusPlus
     from robustlab.common.metrics import auroc, balanced_accuracy
     from robustlab.common.metrics.localization import localization_auroc
-    from robustlab.common.modes import model_mode
+    from robustlab.common.training import predict_proba
 
     xs = to_unit(x)
     ys = torch.as_tensor(np.asarray(y, dtype=np.int64))
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
 
-    def predict(batch: Tensor) -> Tensor:
-        with torch.no_grad(), model_mode(model, "eval"):
-            return torch.softmax(model(batch.to(device)).float(), 1).cpu()
+    def predict(batch: Tensor) -> np.ndarray:
+        return predict_proba(model, batch, batch_size=batch_size)
 
     clean, noisy, adv = [], [], []
     torch.manual_seed(seed)
@@ -202,7 +201,7 @@ def evaluate_patch_classifier(
         clean.append(predict(xb))
         noisy.append(predict((xb + noise_std * torch.randn(xb.shape, generator=g)).clamp(0.0, 1.0)))
         adv.append(predict(attack(xb.to(device), yb.to(device)).detach().cpu()))
-    p, pn, pa = torch.cat(clean).numpy(), torch.cat(noisy).numpy(), torch.cat(adv).numpy()
+    p, pn, pa = np.concatenate(clean), np.concatenate(noisy), np.concatenate(adv)
     yn = ys.numpy()
     both = len(np.unique(yn)) > 1
     out: dict[str, Any] = {
