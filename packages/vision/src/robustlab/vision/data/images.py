@@ -37,7 +37,7 @@ import numpy as np
 
 from robustlab.common.errors import ConfigError, DataError, DownloadError
 
-__all__ = ["DATASETS", "MEAN_STD", "SPLITS", "ImageCorpus", "check_files", "dataset_path", "load_images",
+__all__ = ["DATASETS", "MEAN_STD", "SPLITS", "ImageCorpus", "check_files", "dataset_path", "load_images", "load_unit",
            "to_tensor"]
 
 SPLITS: dict[str, tuple[str, str]] = {
@@ -360,3 +360,36 @@ def to_tensor(images, name: str):
     if x.ndim != 4 or x.shape[1] != 1:
         raise DataError(f"to_tensor takes images of shape (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
     return (x.to(torch.float32) / 255.0 - mean) / std
+
+
+def load_unit(name: str, split: str = "train", n: int | None = None, *, seed: int = 0,
+              data_dir: str | os.PathLike | None = None, download: bool = True, progress: bool = False):
+    """A seeded subset of one split as float32 pixels in ``[0, 1]``: the input scale of the adversarial-robustness
+    literature on MNIST (budgets such as ``eps = 0.3`` are in these units; attack with ``bounds=(0, 1)``).
+
+    Args:
+        name: ``"mnist"`` or ``"fashion_mnist"``.
+        split: ``"train"`` or ``"test"``.
+        n: how many images; ``None`` (or at least the split's size) keeps the whole split in its order.
+        seed: the draw of the subset (a permutation of the split, then its first ``n``).
+        data_dir, download, progress: where the files are (see :func:`dataset_path`).
+
+    Returns:
+        ``(x, y)``: float32 tensor ``(n, 1, 28, 28)`` in ``[0, 1]`` and int64 labels ``(n,)``.
+
+    Raises:
+        ConfigError: ``n < 1``, an unknown corpus or split. DataError, DownloadError: as :func:`load_images`.
+
+    Shape:
+        x ``(n, 1, 28, 28)``; y ``(n,)``.
+    """
+    import torch
+
+    if n is not None and n < 1:
+        raise ConfigError(f"load_unit needs n >= 1 images (or None for the whole split), got {n}")
+    images, labels = load_images(name, split, data_dir, download=download, progress=progress)
+    if n is not None and n < len(images):
+        pick = np.random.default_rng(seed).permutation(len(images))[:n]
+        images, labels = images[pick], labels[pick]
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0).unsqueeze(1)
+    return x, torch.from_numpy(np.ascontiguousarray(labels))
