@@ -15,6 +15,10 @@ from robustlab.common.testing import check_model_contract, exported_modules
 # fast; each class also has a case with dropout or batch norm, so that eval mode has something to switch off and
 # the checkpoint holds buffers. A class exported without an entry fails test_every_exported_model_has_a_case.
 CASES = {
+    "Autoencoder": [  # (N, *in_shape) -> (N, *in_shape), the reconstruction
+        ({"in_shape": (1, 4, 4), "latent_dim": 3, "hidden": (8,)}, (5, 1, 4, 4), (5, 1, 4, 4)),
+        ({"in_shape": (6,), "latent_dim": 2, "hidden": (8, 4), "output": "identity"}, (5, 6), (5, 6)),
+    ],
     "MLP": [  # (N, *) flattening to (N, in_features) -> (N, num_classes)
         ({"in_features": 6, "num_classes": 3, "hidden": (8,)}, (5, 6), (5, 3)),
         ({"in_features": 6, "num_classes": 4, "hidden": (8, 8), "dropout": 0.5}, (5, 2, 3), (5, 4)),
