@@ -22,6 +22,13 @@ A run that diverges (the loss grows by orders of magnitude, the weights stop bei
 :class:`~robustlab.common.errors.DivergenceError` before the checkpoint of that epoch is written, or warns
 (:class:`DivergenceCheck`).
 
+Callbacks (``fit(..., callbacks=[...])``) observe training without being a regime: objects with any of
+``on_fit_start(model, state)``, ``on_epoch_start(model, state)``, ``on_epoch_end(model, state)`` (may return a dict
+of numbers, added to the epoch's log) and ``on_fit_end(model, state)``, each called after the regime's hook of the
+same name (``on_fit_end`` also after an error). An analysis that hooks intermediate layers (activation patterns:
+:mod:`robustlab.common.analysis.activation_patterns`) uses them to know where epochs begin and end, without
+changing the model or the regime. A callback's own state is not checkpointed.
+
 Progress: a tqdm bar on a terminal, a few plain lines per epoch when stderr is a file (see
 :mod:`robustlab.common.progress`; ``ROBUSTLAB_PROGRESS=bar|lines|off`` forces a mode).
 """
@@ -35,7 +42,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,11 +67,14 @@ from robustlab.common.progress import write as write_line
 from robustlab.common.regimes.base import FitState, Regime, StepContext
 
 __all__ = ["EarlyStopping", "DivergenceCheck", "DIVERGENCE_ACTIONS", "FitResult", "fit", "evaluate", "load_best",
-           "model_device", "resolve_device", "to_device", "as_batch", "BATCH_KEYS", "EPOCH_LENGTHS"]
+           "model_device", "resolve_device", "to_device", "as_batch", "BATCH_KEYS", "EPOCH_LENGTHS", "CALLBACK_HOOKS"]
 
 BATCH_KEYS = ("x", "y", "index", "mask", "meta", "unlabeled")
 """The keys a batch dict may have: inputs, targets, the sample's dataset index, a per-sample mask, a dict of
 metadata, and the batch of the unlabelled loader."""
+
+CALLBACK_HOOKS = ("on_fit_start", "on_epoch_start", "on_epoch_end", "on_fit_end")
+"""The methods a callback of :func:`fit` may have (each optional): see the module docstring."""
 
 EPOCH_LENGTHS = ("labeled", "unlabeled")
 """Which loader sets the length of an epoch when there are two; the other one cycles."""
@@ -314,6 +324,19 @@ def _cycle(loader, what: str) -> Iterator[Any]:
             raise ConfigError(f"the {what} loader yielded no batches")
 
 
+def _check_callbacks(callbacks: Sequence[Any] | None) -> list[Any]:
+    """``fit``'s callbacks as a list; each must have at least one method of :data:`CALLBACK_HOOKS`."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, Sequence) or isinstance(callbacks, (str, bytes)):
+        callbacks = [callbacks]
+    for i, cb in enumerate(callbacks):
+        if not any(callable(getattr(cb, h, None)) for h in CALLBACK_HOOKS):
+            raise ConfigError(f"callbacks[{i}] ({type(cb).__name__}) has none of the callback methods "
+                              f"{', '.join(CALLBACK_HOOKS)}")
+    return list(callbacks)
+
+
 def _clone(obj: Any) -> Any:
     if isinstance(obj, Tensor):
         return obj.detach().clone()
@@ -346,6 +369,7 @@ def fit(
     grad_clip: float | None = None,
     progress: bool = True,
     divergence: str | DivergenceCheck | None = "stop",
+    callbacks: Sequence[Any] = (),
 ) -> FitResult:
     """Train ``model`` with ``regime`` for ``epochs`` epochs.
 
@@ -388,6 +412,9 @@ def fit(
             ``"warn"`` warns once and sets :attr:`FitResult.diverged`, ``"off"`` (or None) does not check; a
             :class:`DivergenceCheck` sets the factor and the reference too. A NaN or infinite loss stops the run
             whatever this says (:class:`NonFiniteLossError`: its gradients would make every weight NaN).
+        callbacks: objects with any of the methods of :data:`CALLBACK_HOOKS`, called in the order given after the
+            regime's hook of the same name, with the unwrapped model and the :class:`FitState`; the dict an
+            ``on_epoch_end`` returns (numbers) joins the epoch's log. Their state is not checkpointed.
 
     Returns:
         A :class:`FitResult` with the metric history and the best epoch.
@@ -407,7 +434,7 @@ def fit(
                 epoch_length=epoch_length, optimizer=optimizer, epochs=epochs, scheduler=scheduler,
                 scheduler_interval=scheduler_interval, out_dir=out_dir, resume=resume,
                 early_stopping=early_stopping, restore_best=restore_best, metrics=metrics, device=device,
-                amp=amp, grad_clip=grad_clip, progress=progress, divergence=divergence).run()
+                amp=amp, grad_clip=grad_clip, progress=progress, divergence=divergence, callbacks=callbacks).run()
 
 
 class _Run:
@@ -417,7 +444,7 @@ class _Run:
                  epoch_length: str, optimizer, epochs: int, scheduler, scheduler_interval: str, out_dir,
                  resume: bool, early_stopping: EarlyStopping | None, restore_best: bool | None, metrics,
                  device, amp, grad_clip: float | None, progress: bool,
-                 divergence: str | DivergenceCheck | None) -> None:
+                 divergence: str | DivergenceCheck | None, callbacks: Sequence[Any] = ()) -> None:
         if epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
         if scheduler_interval not in ("epoch", "step"):
@@ -429,6 +456,7 @@ class _Run:
         if not isinstance(regime, Regime):
             raise ConfigError(f"regime must be a robustlab Regime, got {type(regime).__name__}")
         self.watch = _divergence_check(divergence)
+        self.callbacks = _check_callbacks(callbacks)
         # the divergence reference: the mean |loss| of the run's first steps (checkpointed), its running sum and
         # count while it is measured, and what this epoch's steps found: (what, where) or None
         self.reference: float | None = None
@@ -476,6 +504,7 @@ class _Run:
             self._prepare()
             rng = self._resume() if self.resume and (self.out / "last.pt").exists() else None
             self.regime.on_fit_start(self.model, self.state)
+            self._call("on_fit_start")
             if rng is not None:  # last, so that nothing above shifts the random stream of the resumed epochs
                 set_rng_state(rng)
             start = self.epochs if self.result.stop_reason is not None else self.start_epoch
@@ -555,21 +584,30 @@ class _Run:
         return DistributedDataParallel(module, device_ids=ids)
 
     def _close(self, failed: bool) -> None:
+        first: Exception | None = None
         try:
             if self.set_up:
-                try:
-                    self.regime.on_fit_end(self.model, self.state)
-                except Exception as e:
-                    if not failed:
-                        raise
-                    import warnings  # the error that stopped training is the one to report
-
-                    warnings.warn(f"{type(self.regime).__name__}.on_fit_end failed after an earlier error: {e!r}",
-                                  RuntimeWarning, stacklevel=2)
+                ends = [(type(self.regime).__name__, self.regime.on_fit_end)]
+                ends += [(type(cb).__name__, cb.on_fit_end) for cb in self.callbacks if hasattr(cb, "on_fit_end")]
+                for who, end in ends:  # every one runs (a callback removes its hooks), the first error is raised
+                    try:
+                        end(self.model, self.state)
+                    except Exception as e:
+                        if not failed and first is None:
+                            first = e
+                            continue
+                        warnings.warn(f"{who}.on_fit_end failed after an earlier error: {e!r}", RuntimeWarning,
+                                      stacklevel=2)
+                if first is not None:
+                    raise first
         finally:
             self.regime._wrapped = {}
             self.train_model = self.model  # the DDP reducers go before their process group
             self.ddp.close(synchronize=not failed)
+
+    def _call(self, hook: str) -> list[Any]:
+        """Call ``hook`` on every callback that has it; their return values in order."""
+        return [getattr(cb, hook)(self.model, self.state) for cb in self.callbacks if hasattr(cb, hook)]
 
     # -- resume ---------------------------------------------------------------------------------------------------
     def _resume(self) -> dict[str, Any]:
@@ -715,6 +753,7 @@ class _Run:
             if isinstance(getattr(loader, "sampler", None), DistributedSampler):
                 loader.sampler.set_epoch(epoch)
         regime.on_epoch_start(self.model, state)
+        self._call("on_epoch_start")
         self.train_model.train()
         for net in regime.trainable_networks.values():
             net.train()
@@ -761,6 +800,8 @@ class _Run:
         record: dict[str, float] = {"epoch": epoch + 1, "train_loss": total[0] / total[1]}
         record.update({f"train_{k}": v / total[1] for k, v in zip(extra, total[2:])})
         record.update(self.regime.on_epoch_end(self.model, self.state))
+        for logged in self._call("on_epoch_end"):
+            record.update(logged or {})
         if self.ddp.world > 1:  # every process validates and checkpoints the same buffers (batch-norm statistics)
             for net in (self.model, *self.regime.networks.values()):
                 self.ddp.broadcast_state(net)
