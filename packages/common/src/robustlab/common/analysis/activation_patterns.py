@@ -1,0 +1,432 @@
+"""Binary activation patterns of ReLU layers during training: their entropy and their similarity between epochs.
+
+A ReLU layer splits its inputs by which units are active: the pattern ``z > 0`` of its pre-activation ``z`` (the
+same as ``relu(z) > 0``). Hartmann, Franzen & Brodehl (2021) follow, per layer and over training, the distribution
+of these patterns over the data: its Shannon entropy (how many regions the layer uses, and how evenly) and the
+Jaccard index between the sets of patterns of two measurements (how much the layer's partition of the data still
+changes). :class:`ActivationPatternRecorder` records them during the training forward passes, cheaply enough to
+leave on, and hands one row of statistics per epoch.
+
+What counts as one pattern (``pattern``), as in the authors' code (``actpat_modules/activations/activation_stats``:
+the sign of the input along dimension 1, hashed per remaining index):
+
+- ``"channels"`` (default, the authors'): the vector of a layer's channels at one position. A dense layer
+  ``(N, C)`` gives one pattern per sample; a convolutional layer ``(N, C, H, W)`` one per sample and pixel, so the
+  distribution is over ``N * H * W`` points;
+- ``"sample"``: the whole flattened output of one sample (one pattern per sample; for wide convolutional layers
+  nearly every sample has its own pattern, the entropy then saturates at ``log2 N``).
+
+How patterns are counted: each is packed into 64-bit words (bit ``c`` is channel ``c``); a layer of at most 62
+channels (``"channels"``) is its word, exactly; wider patterns are hashed from their words into one 64-bit key
+(collisions have probability about ``d**2 / 2**65`` for ``d`` distinct patterns: nil in practice). Layers of at
+most ``dense_bits`` bits count into a table of ``2**bits`` bins (one ``index_add_`` a batch); wider ones keep the
+distinct keys of each batch with their counts (``torch.unique``), merged when they grow and at the end of the
+epoch. Everything stays on the layer's device; per epoch a few numbers per layer leave it.
+
+Which layers: every ``nn.ReLU`` module by default (:func:`relu_layers`). A network that applies ReLU as a
+function (``torch.nn.functional.relu``, e.g. robustlab.vision's ``ResNet``) has no such module: name instead
+the modules whose outputs carry the same signs, the module computing each pre-activation (the batch norm before
+``F.relu``: ``relu(z) > 0`` exactly where ``z > 0``) or a module whose output is a ReLU's (a residual block that
+ends in ``F.relu``). For ``ResNet`` that is ``bn1``, then per block ``layerS.B.bn1`` (its inner ReLU) and
+``layerS.B`` (its output ReLU).
+
+What is recorded: forward passes of modules in training mode (``model.train()``), outside
+:func:`robustlab.common.features.attack_pass` (attacks and attributions) unless ``during_attacks``. Validation
+and prediction (eval mode) and the many forward passes of an adversarial-training attack are not counted.
+
+Statistics per layer and epoch (:data:`STATISTICS`, over the epoch's patterns, as the authors' ``DS-act-stats``):
+
+- ``entropy``: ``H = -sum_p q_p log2 q_p`` (bits), ``q_p`` the fraction of points with pattern ``p``;
+- ``relative_entropy``: ``H / min(C, log2 n)`` for ``C`` bits a pattern and ``n`` points (the authors'
+  "% max Entropy": 1 when every point has its own pattern or every pattern is equally used);
+- ``patterns``: the number of distinct patterns; ``points``: ``n``;
+- ``most_frequent``: the share of the most frequent pattern;
+- ``jaccard``: ``|P_t ∩ P_{t-1}| / |P_t ∪ P_{t-1}|`` for the sets of distinct patterns of this epoch and the
+  previous one (the authors' ``JI(last,current)``; None at the first epoch);
+- ``weighted_jaccard``: ``sum_p min(c_t, c_{t-1}) / sum_p max(c_t, c_{t-1})`` over pattern counts (their
+  ``wJI``; None at the first epoch).
+
+Departure from the authors: they measure in a separate pass over the whole (unaugmented) training set with the
+weights frozen at the measuring step, on a copy of the network in training mode, every fraction of an epoch, and
+count in fixed-size hash tables (collisions merge patterns). This recorder pools the patterns of the epoch's own
+training forward passes (no extra pass: that is what makes it cheap enough to leave on), so one epoch's
+histogram mixes the weights of all its steps, and counts patterns exactly (up to 64-bit hash collisions).
+
+Reference:
+    Hartmann, D., Franzen, D., Brodehl, S. "Studying the Evolution of Neural Activation Patterns During Training
+    of Feed-Forward ReLU Networks", Frontiers in Artificial Intelligence 4 (2021). doi:10.3389/frai.2021.642374.
+    Code: github.com/JGU-VC/activation-pattern-analysis, commit 14da42ad541ee4faf35d360a6e871fd44decd33d.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from robustlab.common.errors import ConfigError
+from robustlab.common.features import FeatureRecorder, in_attack_pass
+
+__all__ = ["ActivationPatternRecorder", "PATTERNS", "STATISTICS", "pattern_statistics", "plot_pattern_history",
+           "relu_layers"]
+
+PATTERNS = ("channels", "sample")
+"""What one pattern is: a position's channel vector (the authors') or a sample's whole layer output."""
+
+STATISTICS = ("entropy", "relative_entropy", "patterns", "points", "most_frequent", "jaccard", "weighted_jaccard")
+"""The numbers of one layer and epoch in :attr:`ActivationPatternRecorder.history`."""
+
+_WORD = 62  # bits a word: nonnegative int64 sums, no sign bit
+_MIX = 0x9E3779B97F4A7C15 - 2**64  # the 64-bit golden-ratio constant as a signed int64 (multiplication wraps)
+_MERGE_AT = 1 << 22  # pending distinct keys of one layer before they are merged
+
+
+def relu_layers(model: nn.Module) -> list[str]:
+    """The names of the ``nn.ReLU`` modules of ``model``, in registration order.
+
+    Raises:
+        ConfigError: there is none (a network that calls ``torch.nn.functional.relu``); the message says what to
+            name instead.
+    """
+    names = [name for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    if not names:
+        raise ConfigError(
+            f"{type(model).__name__} has no nn.ReLU module (it applies ReLU as a function, e.g. "
+            "torch.nn.functional.relu): name the layers instead, the modules whose outputs have the ReLU's signs: "
+            "the module computing each pre-activation (a batch norm before F.relu) or one whose output is a ReLU's "
+            "(a residual block ending in F.relu)")
+    return names
+
+
+class _Counts:
+    """The pattern counts of one layer in one epoch: a dense table (narrow patterns) or distinct keys + counts."""
+
+    def __init__(self, bits: int, dense_bits: int, device: torch.device) -> None:
+        self.bits = bits
+        self.dense = bits <= dense_bits
+        self.device = device
+        self.table = torch.zeros(2 ** bits, dtype=torch.int64, device=device) if self.dense else None
+        self.pending: list[tuple[Tensor, Tensor]] = []
+        self.pending_size = 0
+
+    def add(self, keys: Tensor) -> None:
+        if self.dense:
+            self.table.index_add_(0, keys, torch.ones_like(keys))
+            return
+        uniq, counts = torch.unique(keys, return_counts=True)
+        self.pending.append((uniq, counts))
+        self.pending_size += len(uniq)
+        if self.pending_size > _MERGE_AT and len(self.pending) > 1:
+            self.pending = [self._merged()]
+            self.pending_size = len(self.pending[0][0])
+
+    def _merged(self) -> tuple[Tensor, Tensor]:
+        if len(self.pending) == 1:
+            return self.pending[0]
+        keys = torch.cat([k for k, _ in self.pending])
+        counts = torch.cat([c for _, c in self.pending])
+        uniq, inverse = torch.unique(keys, return_inverse=True)
+        total = torch.zeros(len(uniq), dtype=torch.int64, device=keys.device).index_add_(0, inverse, counts)
+        return uniq, total
+
+    def finish(self) -> tuple[Tensor, Tensor]:
+        """``(sorted distinct keys, their counts)``."""
+        if self.dense:
+            keys = torch.nonzero(self.table).flatten()
+            return keys, self.table[keys]
+        if not self.pending:
+            empty = torch.zeros(0, dtype=torch.int64, device=self.device)
+            return empty, empty
+        return self._merged()
+
+
+def pattern_statistics(keys: Tensor, counts: Tensor, *, bits: int, previous: tuple[Tensor, Tensor] | None = None
+                       ) -> dict[str, float | int | None]:
+    """The statistics of :data:`STATISTICS` from one layer's distinct patterns and their counts.
+
+    Args:
+        keys: the distinct patterns' keys, sorted (any int64 ids; only equality matters).
+        counts: how many points had each.
+        bits: bits of one pattern (channels, or the sample's size), for ``relative_entropy``.
+        previous: the ``(keys, counts)`` of the previous measurement, or None (the similarities are then None).
+
+    Returns:
+        ``name -> value`` (Python numbers; None where undefined).
+
+    Shape:
+        ``keys`` and ``counts`` ``(d,)``; ``previous`` the same with its own ``d``.
+    """
+    n = int(counts.sum())
+    out: dict[str, float | int | None] = {"entropy": None, "relative_entropy": None, "patterns": int(len(keys)),
+                                          "points": n, "most_frequent": None, "jaccard": None,
+                                          "weighted_jaccard": None}
+    if n == 0:
+        return out
+    q = counts.double() / n
+    h = float(-(q * torch.log2(q)).sum())
+    out["entropy"] = h + 0.0
+    top = min(float(bits), math.log2(n))
+    out["relative_entropy"] = h / top if top > 0 else 0.0
+    out["most_frequent"] = float(counts.max()) / n
+    if previous is not None and int(previous[1].sum()) > 0:
+        pk, pc = previous
+        both = torch.cat([keys, pk])
+        uniq, inverse = torch.unique(both, return_inverse=True)
+        cur = torch.zeros(len(uniq), dtype=torch.int64, device=keys.device).index_add_(0, inverse[: len(keys)], counts)
+        old = torch.zeros(len(uniq), dtype=torch.int64, device=keys.device).index_add_(
+            0, inverse[len(keys):], pc.to(keys.device))
+        shared = int(((cur > 0) & (old > 0)).sum())
+        out["jaccard"] = shared / len(uniq)
+        out["weighted_jaccard"] = float(torch.minimum(cur, old).sum()) / float(torch.maximum(cur, old).sum())
+    return out
+
+
+class ActivationPatternRecorder:
+    """Record the binary activation patterns of ReLU layers during training and their statistics per epoch.
+
+    Use it as a callback of :func:`robustlab.common.engine.fit` (``fit(..., callbacks=[recorder])``: hooks on at
+    the start, one row of :attr:`history` per epoch, hooks off at the end, also after an error) or as a context
+    manager around your own loop, calling :meth:`end_epoch` after each epoch. See the module docstring for the
+    patterns and the statistics.
+
+    Args:
+        model: the network.
+        layers: names from ``model.named_modules()`` or submodules whose output's sign is a ReLU pattern; default
+            every ``nn.ReLU`` module (:func:`relu_layers`).
+        pattern: ``"channels"`` (a position's channel vector, the authors') or ``"sample"`` (:data:`PATTERNS`).
+        dense_bits: patterns of at most this many bits count in a table of ``2**dense_bits`` bins (8 bytes each).
+        during_attacks: also record forward passes inside :func:`~robustlab.common.features.attack_pass`.
+
+    Attributes:
+        names: the recorded layers.
+        history: one dict per epoch: ``{"epoch": e, "layers": {name: {statistic: value}}}`` (plain numbers and
+            None: JSON-able).
+        bits: bits of one pattern per layer (known after the layer's first recorded pass).
+
+    Raises:
+        ConfigError: a layer that is not a submodule (the message names it and close names), a model without
+            ``nn.ReLU`` and no ``layers``, an unknown ``pattern``, a recorded output that is not a tensor of at
+            least two dimensions (names the layer).
+
+    Shape:
+        a layer's output ``(N, C, ...)``: ``"channels"`` gives ``N * prod(...)`` patterns of ``C`` bits,
+        ``"sample"`` ``N`` patterns of ``C * prod(...)`` bits.
+
+    Reference:
+        Hartmann, Franzen & Brodehl, Frontiers in Artificial Intelligence 4 (2021), doi:10.3389/frai.2021.642374.
+
+    Examples::
+
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> with ActivationPatternRecorder(model) as rec:
+        ...     _ = model(torch.randn(64, 4))
+        ...     row = rec.end_epoch()
+        >>> sorted(row["layers"]), row["layers"]["1"]["points"]
+        (['1'], 64)
+        >>> len(model[1]._forward_hooks)
+        0
+    """
+
+    citation = ("Hartmann, D., Franzen, D., Brodehl, S. Studying the Evolution of Neural Activation Patterns During "
+                "Training of Feed-Forward ReLU Networks. Frontiers in Artificial Intelligence 4 (2021). "
+                "doi:10.3389/frai.2021.642374")
+
+    def __init__(self, model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module] | None = None, *,
+                 pattern: str = "channels", dense_bits: int = 20, during_attacks: bool = False) -> None:
+        if pattern not in PATTERNS:
+            raise ConfigError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+        if not isinstance(dense_bits, int) or not 0 <= dense_bits <= 30:
+            raise ConfigError(f"dense_bits must be an int in [0, 30], got {dense_bits!r}")
+        self.model = model
+        self.pattern = pattern
+        self.dense_bits = dense_bits
+        self.during_attacks = during_attacks
+        chosen = relu_layers(model) if layers is None else layers
+        # the name checks and the hook bookkeeping are the FeatureRecorder's; its own hook is never registered
+        self._features = FeatureRecorder(model, chosen, detach=True, during_attacks=during_attacks)
+        self.names: list[str] = list(self._features.names)
+        self._modules = dict(self._features._modules)
+        self.history: list[dict[str, Any]] = []
+        self.bits: dict[str, int] = {}
+        self._counts: dict[str, _Counts] = {}
+        self._previous: dict[str, tuple[Tensor, Tensor]] = {}
+        self._powers: dict[tuple[int, torch.device], Tensor] = {}
+        self._handles: list[Any] = []
+
+    # -- hooks ----------------------------------------------------------------------------------------------------
+    def __enter__(self) -> ActivationPatternRecorder:
+        if self._handles:
+            raise RuntimeError("this ActivationPatternRecorder is already recording")
+        try:
+            for name in self.names:
+                self._handles.append(self._modules[name].register_forward_hook(self._hook(name)))
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    @property
+    def active(self) -> bool:
+        """True while the hooks are registered."""
+        return bool(self._handles)
+
+    def _hook(self, name: str):
+        def record(module: nn.Module, _inputs: Any, output: Any) -> None:
+            if not module.training or (not self.during_attacks and in_attack_pass()):
+                return
+            self._record(name, output)
+
+        return record
+
+    def _weights(self, width: int, device: torch.device) -> Tensor:
+        key = (width, device)
+        if key not in self._powers:
+            self._powers[key] = torch.tensor([1 << i for i in range(width)], dtype=torch.int64, device=device)
+        return self._powers[key]
+
+    @torch.no_grad()
+    def _record(self, name: str, output: Any) -> None:
+        if not isinstance(output, Tensor) or output.ndim < 2:
+            shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ConfigError(f"layer {name!r}: activation patterns need a tensor output of shape (N, C, ...), got "
+                              f"{shape}")
+        on = output.detach() > 0
+        if self.pattern == "sample":
+            on = on.reshape(len(on), -1)
+        else:  # (N, C, ...) -> (points, C)
+            on = on.movedim(1, -1).reshape(-1, on.shape[1])
+        bits = on.shape[1]
+        if self.bits.setdefault(name, bits) != bits:
+            raise ConfigError(f"layer {name!r}: its patterns had {self.bits[name]} bits and now have {bits}; the "
+                              "recorder needs a fixed layer width")
+        keys = None
+        for start in range(0, bits, _WORD):
+            chunk = on[:, start:start + _WORD]
+            word = (chunk.to(torch.int64) * self._weights(chunk.shape[1], chunk.device)).sum(1)
+            keys = word if keys is None else (keys * _MIX) ^ word
+        if name not in self._counts:
+            self._counts[name] = _Counts(bits, self.dense_bits, keys.device)
+        self._counts[name].add(keys)
+
+    # -- epochs ---------------------------------------------------------------------------------------------------
+    def end_epoch(self, epoch: int | None = None) -> dict[str, Any]:
+        """Close the current epoch: compute its statistics per layer, append them to :attr:`history`, start anew.
+
+        Args:
+            epoch: the epoch's number (1-based) in the row; default one more than the last row's.
+
+        Returns:
+            The new row ``{"epoch": e, "layers": {name: {statistic: value}}}``; a layer that did not run has
+            ``points`` 0 and None elsewhere.
+        """
+        e = epoch if epoch is not None else (self.history[-1]["epoch"] + 1 if self.history else 1)
+        layers: dict[str, dict[str, Any]] = {}
+        for name in self.names:
+            counts = self._counts.pop(name, None)
+            if counts is None:
+                layers[name] = pattern_statistics(torch.zeros(0, dtype=torch.int64),
+                                                  torch.zeros(0, dtype=torch.int64), bits=self.bits.get(name, 1))
+                continue
+            keys, c = counts.finish()
+            layers[name] = pattern_statistics(keys, c, bits=counts.bits, previous=self._previous.get(name))
+            self._previous[name] = (keys, c)
+        row = {"epoch": int(e), "layers": layers}
+        self.history.append(row)
+        return row
+
+    def series(self, statistic: str) -> dict[str, list[float | int | None]]:
+        """``layer -> [value per epoch]`` of one statistic of :data:`STATISTICS`."""
+        if statistic not in STATISTICS:
+            raise ConfigError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+        return {name: [row["layers"][name][statistic] for row in self.history] for name in self.names}
+
+    # -- as a callback of fit -------------------------------------------------------------------------------------
+    def on_fit_start(self, model: nn.Module, state: Any) -> None:
+        self.__enter__()
+
+    def on_epoch_start(self, model: nn.Module, state: Any) -> None:
+        self._counts.clear()  # nothing recorded between epochs (validation runs in eval mode anyway)
+
+    def on_epoch_end(self, model: nn.Module, state: Any) -> dict[str, float]:
+        self.end_epoch(int(state.epoch) + 1)
+        return {}
+
+    def on_fit_end(self, model: nn.Module, state: Any) -> None:
+        self._remove()
+
+    def __repr__(self) -> str:
+        return f"ActivationPatternRecorder(layers={self.names}, pattern={self.pattern!r})"
+
+
+def plot_pattern_history(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, *,
+                         statistics: Sequence[str] = ("relative_entropy", "jaccard"),
+                         extra: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+                         title: str = "") -> None:
+    """Draw the evolution of pattern statistics per layer: one column per network, one row per statistic.
+
+    Args:
+        histories: ``network label -> history`` (:attr:`ActivationPatternRecorder.history`, or rows of the same
+            shape read back from JSON).
+        path: the PNG to write.
+        statistics: rows of the figure, from :data:`STATISTICS`.
+        extra: optional last row: ``network label -> {curve label: values per epoch}`` (e.g. accuracy).
+        title: the figure's title.
+
+    Layers are coloured from dark (first) to light (last), so bottom-up convergence reads as dark curves
+    settling before light ones.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for s in statistics:
+        if s not in STATISTICS:
+            raise ConfigError(f"statistics: {s!r} is not one of {STATISTICS}")
+    nets = list(histories)
+    if not nets:
+        raise ConfigError("plot_pattern_history needs at least one history")
+    rows = len(statistics) + (1 if extra else 0)
+    fig, axes = plt.subplots(rows, len(nets), figsize=(4.2 * len(nets), 2.8 * rows), squeeze=False)
+    for j, net in enumerate(nets):
+        hist = histories[net]
+        names = list(hist[0]["layers"]) if hist else []
+        cmap = plt.get_cmap("viridis")
+        epochs = [row["epoch"] for row in hist]
+        for i, s in enumerate(statistics):
+            ax = axes[i][j]
+            for k, name in enumerate(names):
+                ys = [row["layers"][name][s] for row in hist]
+                ys = [float("nan") if y is None else y for y in ys]
+                ax.plot(epochs, ys, marker=".", color=cmap(k / max(1, len(names) - 1) * 0.9),
+                        label=name or "(model)")
+            ax.set_title(f"{net}: {s.replace('_', ' ')}", fontsize=9)
+            ax.set_xlabel("epoch")
+            if i == 0:
+                ax.legend(fontsize=6, ncol=2)
+        if extra:
+            ax = axes[-1][j]
+            for label, ys in (extra.get(net) or {}).items():
+                ax.plot(range(1, len(ys) + 1), ys, marker=".", label=label)
+            ax.set_title(f"{net}: accuracy", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
