@@ -309,3 +309,60 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     assert [[r[k] for k in keys] for r in rows[0]] == [[r[k] for k in keys] for r in rows[1]]
     best = [load_checkpoint(d / "best.pt") for d in (full, killed)]
     assert best[0]["epoch"] == best[1]["epoch"] >= 5 and best[0]["regime"]["sparsity"] == 0.9
+
+
+# -- an inner regime supplies the loss ------------------------------------------------------------------------
+def test_inner_regime_gives_the_loss_its_hooks_run_and_its_state_nests():
+    from robustlab.common.attacks import PGD
+    from robustlab.common.regimes import AdversarialTraining
+    from robustlab.common.regimes.schedules import EpsRamp
+
+    torch.manual_seed(0)
+    model = MLP(4, 3, hidden=(16,))
+    inner = AdversarialTraining(PGD(model, eps=0.2, steps=2), schedule=EpsRamp(warmup_epochs=1, ramp_epochs=1))
+    regime = GradualPruning(0.5, begin=0.0, end=0.5, frequency=1, inner=inner)
+    assert regime.task is inner.task and regime.loss is inner.loss
+    res = fit(model, regime, DataLoader(_blobs(), batch_size=32), epochs=3, progress=False, device="cpu")
+    # the inner schedule advanced (warm-up epoch clean, then eps ramped to full) while the masks reached 50 %
+    assert [round(r["train_eps"], 3) for r in res.history] == [0.0, pytest.approx(0.1, abs=0.07), 0.2]
+    assert res.history[-1]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert inner.attack.eps == 0.2  # the inner regime's on_fit_end ran (full budget restored)
+    state = regime.state_dict()
+    assert set(state) == {"sparsity", "masks", "inner"}
+
+
+def test_inner_regime_networks_are_registered_and_its_loss_is_used():
+    from robustlab.common.regimes import KnowledgeDistillation
+
+    torch.manual_seed(0)
+    teacher, student = MLP(4, 3, hidden=(8,)), MLP(4, 3, hidden=(8,))
+    inner = KnowledgeDistillation(teacher, alpha=0.7)
+    regime = GradualPruning(0.5, inner=inner)
+    assert regime.networks == {"teacher": teacher} and not regime.trainable_networks
+    regime.setup(student, FitState())
+    batch = {"x": torch.randn(8, 4), "y": torch.randint(0, 3, (8,))}
+    assert regime(student, batch).item() == pytest.approx(inner(student, batch).item())
+    assert set(regime.step_metrics) == {"soft_loss", "hard_loss"}
+
+
+def test_without_inner_the_behaviour_is_unchanged():
+    torch.manual_seed(0)
+    model = MLP(4, 3, hidden=(8,))
+    batch = {"x": torch.randn(8, 4), "y": torch.randint(0, 3, (8,))}
+    assert GradualPruning(0.5)(model, batch).item() == pytest.approx(F.cross_entropy(model(batch["x"]),
+                                                                                     batch["y"]).item())
+    assert GradualPruning(0.5).task.name == "multiclass" and "inner" not in GradualPruning(0.5).state_dict()
+
+
+def test_inner_regime_errors():
+    from robustlab.common.regimes import ERM, CoTeaching
+
+    with pytest.raises(ConfigError, match="loss comes from the inner"):
+        GradualPruning(0.5, inner=ERM(), loss=F.mse_loss)
+    with pytest.raises(ConfigError, match="differs"):
+        GradualPruning(0.5, inner=ERM(task="regression"), task="multiclass")
+    with pytest.raises(ConfigError, match="train_step"):
+        GradualPruning(0.5, inner=CoTeaching(MLP(4, 3), forget_rate=0.2))
+    with pytest.raises(ConfigError, match="must be a Regime"):
+        GradualPruning(0.5, inner=lambda model, batch: 0.0)
+    assert GradualPruning(0.5, inner=ERM(task="regression")).task.name == "regression"

@@ -11,6 +11,7 @@ from torch.nn.utils import prune
 
 from robustlab.common.errors import ConfigError
 from robustlab.common.regimes.base import FitState, Regime
+from robustlab.common.tasks import get_task
 
 __all__ = ["GradualPruning"]
 
@@ -49,6 +50,15 @@ class GradualPruning(Regime):
     The epoch log has ``sparsity`` (the fraction of pruned weights over all pruned layers at the end of the
     epoch) and ``sparsity_target`` (the schedule's value in force).
 
+    With ``inner``, another regime supplies the training loss while this one prunes: adversarial or on-manifold
+    adversarial training of a network being compressed (Ye et al. 2019; Kwon & Lee 2021). The loss is
+    ``inner(model, batch)`` (its ``step_metrics`` too); the inner regime's networks are registered here as they
+    are there (moved, checkpointed, trained or frozen alike); its hooks run before this regime's (so a budget
+    schedule and the masks both advance every step); its epoch metrics, its ``stop_reason`` and its state (under
+    ``"inner"``) join this regime's; an epoch may become ``best.pt`` only if both allow it; its ``eval_model``
+    is used. A regime that steps its own optimizers (``train_step`` or ``configure_optimizers`` of its own, as
+    GAN training or Co-teaching) cannot be wrapped.
+
     Args:
         final_sparsity: ``s_f``, the fraction of each layer's weights pruned at the end, in ``[0, 1)``.
         initial_sparsity: ``s_i``, the sparsity set at step ``t0`` (at most ``final_sparsity``).
@@ -61,8 +71,10 @@ class GradualPruning(Regime):
             weight its parent reads without calling it).
         exclude_last: leave the last of those layers (the classifier, usually) dense.
         make_permanent: remove the re-parametrization at the end of ``fit``.
-        loss: ``loss(logits, y) -> scalar``; default the task's loss.
-        task: ``"multiclass"``, ``"multilabel"`` or ``"regression"`` (see :mod:`robustlab.common.tasks`).
+        loss: ``loss(logits, y) -> scalar``; default the task's loss. Not with ``inner`` (set it there).
+        task: ``"multiclass"``, ``"multilabel"`` or ``"regression"`` (see :mod:`robustlab.common.tasks`); with
+            ``inner``, the inner regime's task (another one is refused).
+        inner: a regime whose loss trains the network being pruned (default: the task's loss on the clean batch).
 
     Shape:
         batch ``x``: ``(N, *)``, the model's input; ``weight_mask``: the shape of the layer's weight.
@@ -93,8 +105,27 @@ class GradualPruning(Regime):
 
     def __init__(self, final_sparsity: float = 0.9, *, initial_sparsity: float = 0.0, begin: float = 0.1,
                  end: float = 0.6, frequency: int = 100, layers: Sequence[str] | None = None,
-                 exclude_last: bool = False, make_permanent: bool = True, loss=None, task="multiclass") -> None:
-        super().__init__(loss=loss, task=task)
+                 exclude_last: bool = False, make_permanent: bool = True, loss=None, task=None,
+                 inner: Regime | None = None) -> None:
+        if inner is not None:
+            if not isinstance(inner, Regime):
+                raise ConfigError(f"GradualPruning: inner must be a Regime, got {type(inner).__name__}")
+            if loss is not None:
+                raise ConfigError("GradualPruning: the loss comes from the inner regime; set it there, not here")
+            if task is not None and get_task(task).name != inner.task.name:
+                raise ConfigError(f"GradualPruning: task {get_task(task).name!r} differs from the inner regime's "
+                                  f"{inner.task.name!r}")
+            own = [m for m in ("train_step", "configure_optimizers", "configure_schedulers")
+                   if getattr(type(inner), m) is not getattr(Regime, m)]
+            if own:
+                raise ConfigError(f"GradualPruning: the inner regime {type(inner).__name__} has its own {own}; only "
+                                  "regimes that give a loss (one optimizer step per batch) can be wrapped")
+            task = inner.task
+        super().__init__(loss=loss if inner is None else inner.loss, task=task or "multiclass")
+        self.inner = inner
+        if inner is not None:
+            for name, net in inner.networks.items():
+                self.add_network(name, net, trainable=name in inner.trainable_networks)
         if not 0.0 <= initial_sparsity <= final_sparsity < 1.0:
             raise ConfigError(f"need 0 <= initial_sparsity <= final_sparsity < 1, got {initial_sparsity} and "
                               f"{final_sparsity}")
@@ -190,11 +221,20 @@ class GradualPruning(Regime):
 
     # -- what the engine asks -------------------------------------------------------------------------------------
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
-        return self.loss(model(batch["x"]), batch["y"])
+        if self.inner is None:
+            return self.loss(model(batch["x"]), batch["y"])
+        loss = self.inner(model, batch)
+        self.step_metrics = dict(self.inner.step_metrics)
+        return loss
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        return model if self.inner is None else self.inner.eval_model(model)
 
     def setup(self, model: nn.Module, state: FitState) -> None:
         """Re-parametrize the target layers as ``weight_orig * weight_mask`` with all-ones masks (layers already
         re-parametrized keep theirs); on resume the engine then loads the saved weights, masks and state."""
+        if self.inner is not None:
+            self.inner.setup(model, state)
         self._model = model
         for name, m in self.targets(model):
             if not hasattr(m, "weight_orig"):
@@ -202,35 +242,59 @@ class GradualPruning(Regime):
             self._masks[name] = m.weight_mask.bool()
 
     def on_fit_start(self, model: nn.Module, state: FitState) -> None:
+        if self.inner is not None:
+            self.inner._wrapped = self._wrapped  # the DDP wrappers of its trainable networks, during a fit
+            self.inner.on_fit_start(model, state)
         self._update(model, state)  # s_i at step 0 when begin is 0; nothing on resume (the state is restored)
 
+    def on_epoch_start(self, model: nn.Module, state: FitState) -> None:
+        if self.inner is not None:
+            self.inner.on_epoch_start(model, state)
+
     def on_step_end(self, model: nn.Module, state: FitState) -> None:
+        if self.inner is not None:
+            self.inner.on_step_end(model, state)
         self._update(model, state)
 
     def on_epoch_end(self, model: nn.Module, state: FitState) -> dict[str, float]:
+        extra = {}
+        if self.inner is not None:
+            extra = dict(self.inner.on_epoch_end(model, state) or {})
+            self.stop_reason = self.inner.stop_reason
         pruned = total = 0
         for _, m in self.targets(model):
             pruned += int((m.weight_mask == 0).sum())
             total += m.weight_mask.numel()
-        return {"sparsity": pruned / total, "sparsity_target": self._sparsity}
+        return {**extra, "sparsity": pruned / total, "sparsity_target": self._sparsity}
 
     def best_eligible(self, state: FitState) -> bool:
-        """True once the final sparsity is in force."""
-        return self._sparsity == self.final_sparsity
+        """True once the final sparsity is in force (and the inner regime, if any, allows it)."""
+        inner_ok = self.inner is None or self.inner.best_eligible(state)
+        return self._sparsity == self.final_sparsity and inner_ok
 
     def on_fit_end(self, model: nn.Module, state: FitState) -> None:
-        if self.make_permanent:
-            self.remove(model)
+        try:
+            if self.inner is not None:
+                self.inner.on_fit_end(model, state)
+                self.inner._wrapped = {}
+        finally:
+            if self.make_permanent:
+                self.remove(model)
 
     # -- state ----------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The sparsity in force and each layer's mask (boolean, ``True`` where the weight is kept)."""
-        return {"sparsity": self._sparsity, "masks": {k: v.clone() for k, v in self._masks.items()}}
+        out = {"sparsity": self._sparsity, "masks": {k: v.clone() for k, v in self._masks.items()}}
+        if self.inner is not None:
+            out["inner"] = self.inner.state_dict()
+        return out
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._sparsity = float(state.get("sparsity", 0.0))
         self._masks = {k: v.bool().clone() for k, v in (state.get("masks") or {}).items()}
+        if self.inner is not None:
+            self.inner.load_state_dict(state.get("inner") or {})
         if self._model is None:
             return
         for name, m in self.targets(self._model):
