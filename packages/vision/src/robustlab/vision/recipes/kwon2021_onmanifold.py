@@ -326,7 +326,7 @@ def claims(results, p: OnManifoldProfile) -> dict[str, Any]:
         onm, std = runs.get((d, "on_manifold"), {}), runs.get((d, "standard"), {})
         seeds = sorted(set(onm) & set(std))
 
-        def gain(rate, s):
+        def gain(rate, s, onm=onm, std=std):
             key = f"items/on_manifold@{rate}"
             return np.asarray(onm[s][key], float) - np.asarray(std[s][key], float)
 
