@@ -214,6 +214,33 @@ def test_ard_refuses_an_attack_on_the_teacher_and_unlabelled_batches():
         regime(student, {**batch, "unlabeled": {"x": torch.randn(4, 2)}})
 
 
+@pytest.mark.parametrize("schedule, expected", [
+    (None, [0.2] * 6),  # the authors': full budget from the first step
+    ("warmup1_ramp1", [0.0, 0.0, 0.1, 0.2, 0.2, 0.2]),  # a clean epoch, then per-step ramp over one epoch
+])
+def test_ard_eps_schedule(schedule, expected):
+    from robustlab.common.regimes.schedules import EpsRamp
+
+    seen = []
+
+    class Recording(PGD):
+        def perturb(self, x, y, **kw):
+            seen.append((float(self.eps), float(self.alpha)))
+            return super().perturb(x, y, **kw)
+
+    torch.manual_seed(0)
+    student, teacher = MLP(2, 3), MLP(2, 3)
+    attack = Recording(student, eps=0.2, alpha=0.05, steps=1, model_mode="train")
+    ramp = EpsRamp(warmup_epochs=1, ramp_epochs=1) if schedule else None
+    regime = ARD(teacher, attack, schedule=ramp)
+    loader = DataLoader(ArrayDataset(torch.randn(8, 2), torch.randint(0, 3, (8,))), batch_size=4)
+    fit(student, regime, loader, epochs=3, optimizer=torch.optim.SGD(student.parameters(), lr=0.01),
+        device="cpu", progress=False)
+    assert [e for e, _ in seen] == pytest.approx(expected)
+    assert [a for _, a in seen] == pytest.approx([0.05 * e / 0.2 for e in expected])  # the step scales too
+    assert (attack.eps, attack.alpha) == (0.2, 0.05)  # full budget after fit
+
+
 def test_bad_options():
     teacher = MLP(2, 3)
     with pytest.raises(ConfigError, match="temperature"):

@@ -7,8 +7,9 @@ from torch import Tensor, nn
 
 from robustlab.common.attacks.base import Attack
 from robustlab.common.errors import ConfigError
-from robustlab.common.regimes.base import unwrap
+from robustlab.common.regimes.base import FitState, unwrap
 from robustlab.common.regimes.distillation import KnowledgeDistillation
+from robustlab.common.regimes.schedules import EpsRamp
 
 __all__ = ["ARD"]
 
@@ -51,6 +52,10 @@ class ARD(KnowledgeDistillation):
         kl_reduction: ``"mean"`` (default, over the ``N * K`` logits, as the authors) or ``"batchmean"``.
         loss: the clean loss ``loss(logits, y) -> scalar``; default the task's loss.
         task: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        schedule: an optional :class:`~robustlab.common.regimes.schedules.EpsRamp` for the attack's budget (and
+            step size), as :class:`~robustlab.common.regimes.AdversarialTraining` uses it; None (default, as the
+            authors' code) attacks at the full budget from the first step. An extension, for comparisons in which
+            the adversarially trained baselines ramp their budget.
 
     Shape:
         batch ``x``: ``(N, *)``; ``y``: the task's targets; the student and the teacher return ``(N, K)``.
@@ -76,11 +81,33 @@ class ARD(KnowledgeDistillation):
                 "AAAI 2020.")
 
     def __init__(self, teacher: nn.Module, attack: Attack, *, temperature: float = 30.0, alpha: float = 1.0,
-                 kl_reduction: str = "mean", loss=None, task="multiclass") -> None:
+                 kl_reduction: str = "mean", loss=None, task="multiclass", schedule: EpsRamp | None = None) -> None:
         super().__init__(teacher, temperature=temperature, alpha=alpha, kl_reduction=kl_reduction, loss=loss,
                          task=task)
         self.attack = attack
         self._check_attack()
+        self.schedule = schedule
+        self._full = (attack.eps, getattr(attack, "alpha", None))
+
+    def _set_factor(self, factor: float) -> None:
+        eps, alpha = self._full
+        self.attack.eps = eps * factor
+        if isinstance(alpha, tuple):  # a step-size schedule scales step by step
+            self.attack.alpha = tuple(a * factor for a in alpha)
+        elif alpha is not None:
+            self.attack.alpha = alpha * factor
+
+    def on_epoch_start(self, model: nn.Module, state: FitState) -> None:
+        if self.schedule is not None:
+            self._set_factor(self.schedule.factor(state.epoch, 0, state.steps_per_epoch, state.epochs))
+
+    def on_step_end(self, model: nn.Module, state: FitState) -> None:
+        if self.schedule is not None:  # the budget of the next step; the next epoch's start sets its own
+            self._set_factor(self.schedule.factor(state.epoch, state.step + 1, state.steps_per_epoch, state.epochs))
+
+    def on_fit_end(self, model: nn.Module, state: FitState) -> None:
+        if self.schedule is not None:
+            self._set_factor(1.0)
 
     def _check_attack(self) -> None:
         if self.attack.model is not None and unwrap(self.attack.model) is self.teacher:
