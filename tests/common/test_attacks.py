@@ -29,6 +29,10 @@ def _data(n=32):
 
 
 ATTACKS = [n for n in attacks.__all__ if isinstance(getattr(attacks, n), type)]  # the classes, not the helpers
+# Minimal-norm attacks (DeepFool, CW) stop once the prediction flips: their eps is an L2 cap (so also an L-inf
+# one) and they are checked for flipping what they report, not for raising the loss by a margin.
+MINIMAL = [n for n in ATTACKS if getattr(getattr(attacks, n), "minimal", False)]
+BUDGET = [n for n in ATTACKS if n not in MINIMAL]
 
 
 def _make(name, model, **kw):
@@ -63,13 +67,35 @@ def test_contract(name, training):
     assert torch.equal(a, b), "attacks are deterministic under a seed"
 
 
-@pytest.mark.parametrize("name", ATTACKS)
+def test_the_issue_attacks_are_exported():
+    assert {"FGSM", "BIM", "PGD"} <= set(BUDGET) and set(MINIMAL) == {"DeepFool", "CW"}
+
+
+@pytest.mark.parametrize("name", BUDGET)
 def test_attack_raises_the_loss(name):
     model = _model().eval()
     x, y = _data(128)
     loss = nn.functional.cross_entropy
     x_adv = getattr(attacks, name)(model, eps=0.3)(x, y)
     assert loss(model(x_adv), y) > loss(model(x), y) + 0.05
+
+
+@pytest.mark.parametrize("name", MINIMAL)
+def test_minimal_attack_flips_what_it_reports(name):
+    """Uncapped, a minimal attack flips most points it is given, every point it reports as a success is
+    misclassified, and a point it does not fool is returned as it was or within the cap."""
+    model = _model().eval()
+    x = torch.randn(128, 3, 4, generator=torch.Generator().manual_seed(1)).clamp(-3, 3)  # on [0, 1]^12 this
+    y = model(x).argmax(1)  # untrained model predicts one class everywhere: nothing to flip inside the box
+    kw = {"c": 50.0, "steps": 100, "lr": 0.05} if name == "CW" else {}
+    attack = getattr(attacks, name)(model, eps=float("inf"), bounds=(-3.0, 3.0), **kw)
+    x_adv, ok = attack.perturb_and_report(x, y)
+    assert torch.equal(x_adv, attack(x, y))
+    assert ok.float().mean() > 0.5
+    with torch.no_grad():
+        assert (model(x_adv[ok]).argmax(1) != y[ok]).all()
+    capped = getattr(attacks, name)(model, eps=0.3, bounds=(-3.0, 3.0), **kw)(x, y)
+    assert (capped - x).flatten(1).norm(dim=1).max() <= 0.3 + 1e-6
 
 
 def test_no_hidden_unit_clamp():
