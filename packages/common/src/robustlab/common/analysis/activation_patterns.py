@@ -16,10 +16,10 @@ the sign of the input along dimension 1, hashed per remaining index):
 - ``"sample"``: the whole flattened output of one sample (one pattern per sample; for wide convolutional layers
   nearly every sample has its own pattern, the entropy then saturates at ``log2 N``).
 
-How patterns are counted: each is packed into 64-bit words (bit ``c`` is channel ``c``); a layer of at most 62
-channels (``"channels"``) is its word, exactly; wider patterns are hashed from their words into one 64-bit key
+How patterns are counted: each is packed into bytes (bit ``c`` is channel ``c``; 8 channels a byte) and 56-bit
+words; a pattern of at most 56 bits is its word, exactly; wider patterns are hashed from their words into one 64-bit key
 (collisions have probability about ``d**2 / 2**65`` for ``d`` distinct patterns: nil in practice). Layers of at
-most ``dense_bits`` bits count into a table of ``2**bits`` bins (one ``index_add_`` a batch); wider ones keep the
+most ``dense_bits`` bits count into a table of ``2**bits`` bins (one ``bincount`` or ``index_add_`` a batch); wider ones keep the
 distinct keys of each batch with their counts (``torch.unique``), merged when they grow and at the end of the
 epoch. Everything stays on the layer's device; per epoch a few numbers per layer leave it.
 
@@ -80,7 +80,8 @@ PATTERNS = ("channels", "sample")
 STATISTICS = ("entropy", "relative_entropy", "patterns", "points", "most_frequent", "jaccard", "weighted_jaccard")
 """The numbers of one layer and epoch in :attr:`ActivationPatternRecorder.history`."""
 
-_WORD = 62  # bits a word: nonnegative int64 sums, no sign bit
+_FRACTIONS = ("relative_entropy", "most_frequent", "jaccard", "weighted_jaccard")
+_WORD = 56  # bits a word: seven bytes, a nonnegative int64
 _MIX = 0x9E3779B97F4A7C15 - 2**64  # the 64-bit golden-ratio constant as a signed int64 (multiplication wraps)
 _MERGE_AT = 1 << 22  # pending distinct keys of one layer before they are merged
 
@@ -115,7 +116,10 @@ class _Counts:
 
     def add(self, keys: Tensor) -> None:
         if self.dense:
-            self.table.index_add_(0, keys, torch.ones_like(keys))
+            if len(self.table) <= 4 * len(keys):  # a fresh histogram is cheaper than scattered adds
+                self.table += torch.bincount(keys, minlength=len(self.table))
+            else:
+                self.table.index_add_(0, keys, torch.ones_like(keys))
             return
         uniq, counts = torch.unique(keys, return_counts=True)
         self.pending.append((uniq, counts))
@@ -149,7 +153,7 @@ def pattern_statistics(keys: Tensor, counts: Tensor, *, bits: int, previous: tup
     """The statistics of :data:`STATISTICS` from one layer's distinct patterns and their counts.
 
     Args:
-        keys: the distinct patterns' keys, sorted (any int64 ids; only equality matters).
+        keys: the distinct patterns' keys, sorted ascending (any int64 ids; only equality and order matter).
         counts: how many points had each.
         bits: bits of one pattern (channels, or the sample's size), for ``relative_entropy``.
         previous: the ``(keys, counts)`` of the previous measurement, or None (the similarities are then None).
@@ -173,15 +177,14 @@ def pattern_statistics(keys: Tensor, counts: Tensor, *, bits: int, previous: tup
     out["relative_entropy"] = h / top if top > 0 else 0.0
     out["most_frequent"] = float(counts.max()) / n
     if previous is not None and int(previous[1].sum()) > 0:
-        pk, pc = previous
-        both = torch.cat([keys, pk])
-        uniq, inverse = torch.unique(both, return_inverse=True)
-        cur = torch.zeros(len(uniq), dtype=torch.int64, device=keys.device).index_add_(0, inverse[: len(keys)], counts)
-        old = torch.zeros(len(uniq), dtype=torch.int64, device=keys.device).index_add_(
-            0, inverse[len(keys):], pc.to(keys.device))
-        shared = int(((cur > 0) & (old > 0)).sum())
-        out["jaccard"] = shared / len(uniq)
-        out["weighted_jaccard"] = float(torch.minimum(cur, old).sum()) / float(torch.maximum(cur, old).sum())
+        pk, pc = previous[0].to(keys.device), previous[1].to(keys.device)
+        # both key sets are sorted and distinct: a binary search finds the shared patterns
+        at = torch.searchsorted(pk, keys).clamp_(max=len(pk) - 1)
+        shared = pk[at] == keys
+        n_shared = int(shared.sum())
+        out["jaccard"] = n_shared / (len(keys) + len(pk) - n_shared)
+        low = float(torch.minimum(counts[shared], pc[at[shared]]).sum())
+        out["weighted_jaccard"] = low / (float(counts.sum()) + float(pc.sum()) - low)
     return out
 
 
@@ -256,7 +259,7 @@ class ActivationPatternRecorder:
         self.bits: dict[str, int] = {}
         self._counts: dict[str, _Counts] = {}
         self._previous: dict[str, tuple[Tensor, Tensor]] = {}
-        self._powers: dict[tuple[int, torch.device], Tensor] = {}
+        self._powers: dict[tuple[Any, int, torch.device], Tensor] = {}
         self._handles: list[Any] = []
 
     # -- hooks ----------------------------------------------------------------------------------------------------
@@ -292,10 +295,16 @@ class ActivationPatternRecorder:
 
         return record
 
-    def _weights(self, width: int, device: torch.device) -> Tensor:
-        key = (width, device)
+    def _weights(self, kind: str | int, ndim: int, device: torch.device) -> Tensor:
+        """``"byte"``: the bit values 1..128 (uint8) along dim 2 of an ``ndim`` tensor; an int ``k``: the byte
+        shifts 0, 8, ... ``8(k-1)`` (int64) along dim 2."""
+        key = (kind, ndim, device)
         if key not in self._powers:
-            self._powers[key] = torch.tensor([1 << i for i in range(width)], dtype=torch.int64, device=device)
+            if kind == "byte":
+                w = torch.tensor([1 << i for i in range(8)], dtype=torch.uint8, device=device)
+            else:
+                w = torch.arange(0, 8 * int(kind), 8, dtype=torch.int64, device=device)
+            self._powers[key] = w.view(1, 1, len(w), *([1] * (ndim - 3)))
         return self._powers[key]
 
     @torch.no_grad()
@@ -304,20 +313,34 @@ class ActivationPatternRecorder:
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise ConfigError(f"layer {name!r}: activation patterns need a tensor output of shape (N, C, ...), got "
                               f"{shape}")
-        on = output.detach() > 0
+        on = (output.detach() > 0).view(torch.uint8)  # (N, C, ...): the bits along dimension 1
         if self.pattern == "sample":
             on = on.reshape(len(on), -1)
-        else:  # (N, C, ...) -> (points, C)
-            on = on.movedim(1, -1).reshape(-1, on.shape[1])
         bits = on.shape[1]
         if self.bits.setdefault(name, bits) != bits:
             raise ConfigError(f"layer {name!r}: its patterns had {self.bits[name]} bits and now have {bits}; the "
                               "recorder needs a fixed layer width")
-        keys = None
-        for start in range(0, bits, _WORD):
-            chunk = on[:, start:start + _WORD]
-            word = (chunk.to(torch.int64) * self._weights(chunk.shape[1], chunk.device)).sum(1)
-            keys = word if keys is None else (keys * _MIX) ^ word
+        # 8 channels -> one byte (a uint8 sum of distinct powers of two), 7 bytes -> one exact 56-bit word,
+        # several words -> one 64-bit hash; each step one vectorized pass over its input
+        rest = on.shape[2:]
+        n_bytes = -(-bits // 8)
+        if bits % 8:
+            on = torch.cat([on, on.new_zeros(len(on), n_bytes * 8 - bits, *rest)], 1)
+        on = on.reshape(len(on), n_bytes, 8, *rest)
+        packed = (on * self._weights("byte", on.ndim, on.device)).sum(2, dtype=torch.uint8).to(torch.int64)
+        n_words = -(-n_bytes // 7)
+        if n_bytes % 7 and n_words > 1:
+            packed = torch.cat([packed, packed.new_zeros(len(packed), n_words * 7 - n_bytes, *rest)], 1)
+        if n_bytes == 1:
+            words = packed
+        else:
+            width = min(7, n_bytes)
+            packed = packed.reshape(len(packed), n_words, width, *rest)
+            words = (packed << self._weights(width, packed.ndim, packed.device)).sum(2)
+        keys = words[:, 0]
+        for i in range(1, n_words):
+            keys = (keys * _MIX) ^ words[:, i]
+        keys = keys.reshape(-1)
         if name not in self._counts:
             self._counts[name] = _Counts(bits, self.dense_bits, keys.device)
         self._counts[name].add(keys)
@@ -416,6 +439,8 @@ def plot_pattern_history(histories: Mapping[str, Sequence[Mapping[str, Any]]], p
                         label=name or "(model)")
             ax.set_title(f"{net}: {s.replace('_', ' ')}", fontsize=9)
             ax.set_xlabel("epoch")
+            if s in _FRACTIONS:
+                ax.set_ylim(-0.02, 1.02)
             if i == 0:
                 ax.legend(fontsize=6, ncol=2)
         if extra:
@@ -423,6 +448,7 @@ def plot_pattern_history(histories: Mapping[str, Sequence[Mapping[str, Any]]], p
             for label, ys in (extra.get(net) or {}).items():
                 ax.plot(range(1, len(ys) + 1), ys, marker=".", label=label)
             ax.set_title(f"{net}: accuracy", fontsize=9)
+            ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("epoch")
             ax.legend(fontsize=7)
     if title:
