@@ -1,4 +1,5 @@
-"""Layer sustainability analysis (robustlab.common.analysis.layers) and the ATLR regime (robustlab.common.regimes.atlr)."""
+"""Layer sustainability analysis (robustlab.common.analysis.layers) and the ATLR regime
+(robustlab.common.regimes.atlr)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 For a layer :math:`\\phi_l`, a clean input :math:`x` and its perturbed version :math:`\\hat x`, Khalooei et al.
 (2022) compare the two representations by the relative error
 
-.. math:: CM(\\phi_l(x), \\phi_l(\\hat x)) = \\lVert \\phi_l(x) - \\phi_l(\\hat x) \\rVert_F / \\lVert \\phi_l(x) \\rVert_F.
+.. math:: CM(\\phi_l(x), \\phi_l(\\hat x)) =
+          \\lVert \\phi_l(x) - \\phi_l(\\hat x) \\rVert_F / \\lVert \\phi_l(x) \\rVert_F.
 
 :func:`layer_sustainability` measures it for every chosen layer over a data set, both as the authors' code does
 (``LayerSustainabilityAnalysis.representation_comparisons``: the Frobenius norms of the whole batch tensor, so
@@ -60,8 +61,9 @@ def default_layers(model: nn.Module) -> list[str]:
     """
     names = [name for name, m in model.named_modules() if name and isinstance(m, ACTIVATIONS)]
     if not names:
-        raise ConfigError(f"{type(model).__name__} has no activation module ({', '.join(a.__name__ for a in ACTIVATIONS)}) "
-                          "for the default LSA layers; pass layers=[names from model.named_modules()]")
+        kinds = ", ".join(a.__name__ for a in ACTIVATIONS)
+        raise ConfigError(f"{type(model).__name__} has no activation module ({kinds}) for the default LSA layers; "
+                          "pass layers=[names from model.named_modules()]")
     return names
 
 

@@ -22,9 +22,9 @@ One run is one data set and seed and trains, from the same initialization and ba
 
 Scored on the test set: accuracy under FGSM at every budget of ``eval_eps`` (the paper's tables: 0, 0.1, ..., 0.5)
 with the per-item correctness kept, and the per-layer relative error of each model under PGD at the training
-budget (the plot, as the paper's Figs. 5). The claim "AT-LR beats AT at the larger budgets" is decided with
-:func:`robustlab.common.metrics.paired_claim`, paired by seed and test item, at every budget of at least
-``claim_eps``.
+budget (the plot, as the paper's per-layer figures). The claim "AT-LR beats AT at the larger budgets" is
+decided with :func:`robustlab.common.metrics.paired_claim`, paired by seed and test item, at every budget of at
+least ``claim_eps``.
 
 Departures (each for a reason; also in the README):
 - the paper's training settings (training eps, steps, epochs, optimizer, data sizes, moon noise, the weights
@@ -146,7 +146,8 @@ def _data(dataset: str, seed: int, p: LSAProfile):
 
         (x, y), (xt, yt) = moons(seed, MoonsProfile(n_train=p.moons_train + p.n_lsa, n_test=p.moons_test,
                                                     noise=p.moons_noise))
-        x, y, xt, yt = torch.from_numpy(x), torch.from_numpy(y).long(), torch.from_numpy(xt), torch.from_numpy(yt).long()
+        x, xt = torch.from_numpy(x), torch.from_numpy(xt)
+        y, yt = torch.from_numpy(y).long(), torch.from_numpy(yt).long()
         n = p.moons_train
         return (x[:n], y[:n]), (x[n:], y[n:]), (xt, yt), None
     from robustlab.vision.data import load_unit
