@@ -364,3 +364,34 @@ def test_a_layer_that_does_not_run_is_named():
 def test_bad_values_are_refused(make, match):
     with pytest.raises(ConfigError, match=match):
         make()
+
+
+def test_a_bad_student_layer_stops_fit_with_its_name_and_no_update():
+    from torch.utils.data import DataLoader
+
+    from robustlab.common.data import ArrayDataset
+
+    loader = DataLoader(ArrayDataset(torch.randn(8, 4), torch.arange(8) % 3), batch_size=4)
+    model = _net()
+    before = model[0].weight.detach().clone()
+    with pytest.raises(ConfigError, match="'7'"):
+        fit(model, GraphSmoothness(layers=("1", "7")), loader, epochs=1, progress=False, device="cpu")
+    torch.testing.assert_close(model[0].weight.detach(), before)
+
+
+def test_layers_are_named_in_the_unwrapped_model():
+    class Wrapper(nn.Module):  # as DistributedDataParallel: the network under .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            return self.module(x)
+
+    model = _net()
+    batch = _batch()
+    wrapped = GraphClassification(layers="3")
+    wrapped(Wrapper(model), batch)
+    plain = GraphClassification(layers="3")
+    plain(model, batch)
+    assert wrapped.step_metrics == plain.step_metrics

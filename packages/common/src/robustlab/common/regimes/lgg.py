@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from robustlab.common.errors import ConfigError
 from robustlab.common.features import FeatureRecorder
 from robustlab.common.modes import model_mode
-from robustlab.common.regimes.base import Regime, all_inputs, labeled_part
+from robustlab.common.regimes.base import FitState, Regime, all_inputs, labeled_part, unwrap
 
 __all__ = ["GraphClassification", "GraphDistillation", "GraphSmoothness", "NORMALIZATIONS", "knn_mask",
            "label_signal", "label_smoothness", "latent_graph"]
@@ -228,12 +228,23 @@ def _recorded(rec: FeatureRecorder, model: nn.Module) -> list[Tensor]:
 
 
 def _forward_recording(model: nn.Module, layers: tuple[str, ...], x: Tensor) -> tuple[Tensor, list[Tensor]]:
-    with FeatureRecorder(model, list(layers)) as rec:
+    """``model(x)`` with the outputs of ``layers`` (named in the unwrapped model: DDP's ``module.`` prefix is not
+    part of the names)."""
+    with FeatureRecorder(unwrap(model), list(layers)) as rec:
         logits = model(x)
-    return logits, _recorded(rec, model)
+    return logits, _recorded(rec, unwrap(model))
 
 
-class GraphDistillation(Regime):
+class _RecordsLayers(Regime):
+    """A regime that records ``self.layers`` of the model: the names are checked before training."""
+
+    layers: tuple[str, ...] = ()
+
+    def setup(self, model: nn.Module, state: FitState) -> None:
+        FeatureRecorder(unwrap(model), list(self.layers))  # a wrong layer name fails before training
+
+
+class GraphDistillation(_RecordsLayers):
     """``loss(student(x), y) + weight * mean_l sum_ij (A^T_l - A^S_l)_ij^2``: the student's latent graphs match a
     frozen teacher's.
 
@@ -343,7 +354,7 @@ class GraphDistillation(Regime):
         return hard + self.weight * graph
 
 
-class GraphClassification(Regime):
+class GraphClassification(_RecordsLayers):
     """``loss(model(x), y) + weight * mean_l mean_ij W^l_ij ||y_i - y_j||^2 / 2``: edges between samples of
     different classes are penalized.
 
@@ -407,7 +418,7 @@ class GraphClassification(Regime):
         return hard + self.weight * graph
 
 
-class GraphSmoothness(Regime):
+class GraphSmoothness(_RecordsLayers):
     """``loss(model(x), y) + weight * mean_l |sigma_l - sigma_(l-1)|``, ``sigma_l = trace(Y^T L_l^m Y)``: the
     label signal's smoothness varies smoothly from layer to layer (robustness to deviations of the inputs).
 
