@@ -40,13 +40,14 @@ def test_grids_of_the_profiles():
     assert PROFILES["quick"].eval_eps == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # the paper's FGSM grid
     assert len(grid(PROFILES["smoke"])) == 2 and PROFILES["smoke"].seeds == 1
     paper = PROFILES["paper"]
-    assert paper.device == "auto" and paper.mnist_train == 60000 and paper.seeds >= 5
+    assert paper.device == "auto" and paper.mnist_train + paper.n_lsa == 60000 and paper.seeds >= 5
     assert (paper.mnist_width, paper.mnist_hidden) == (16, 100)  # model B's first convolution and hidden layer
 
 
 @pytest.mark.parametrize("field, value, match", [
     ("datasets", ("cifar10",), "datasets"), ("claim_eps", 0.9, "claim_eps"), ("mnist_eps", 1.5, "mnist_eps"),
-    ("gamma", -1.0, "gamma"), ("eval_eps", (), "eval_eps"), ("seeds", 0, "seeds")])
+    ("gamma", -1.0, "gamma"), ("eval_eps", (), "eval_eps"), ("seeds", 0, "seeds"),
+    ("mnist_train", 59600, "exceeds MNIST's 60000"), ("mnist_test", 10001, "mnist_test")])
 def test_bad_profile_values_are_refused(field, value, match):
     with pytest.raises(ConfigError, match=match):
         LSAProfile(**{field: value})
