@@ -142,13 +142,14 @@ def test_summarize_skips_rows_that_were_not_run(tmp_path):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_seeded_tiny_run_teacher_is_adversarially_trained(monkeypatch, mnist_root, one_thread):
-    """Two epochs on 1,000 images at eps 0.1: the PGD-AT teacher resists PGD much better than the naturally trained
-    student (which PGD takes to near 0), and the run repeats exactly under its seed."""
+    """Two epochs on 1,000 images at eps 0.1: the PGD-AT teacher resists PGD better than the naturally trained
+    student (measured once: 0.705 against 0.45, clean 0.88 and 0.80), and the run repeats exactly under its seed."""
     from robustlab.vision.recipes.goldblum2020_ard import run
 
     monkeypatch.setenv("ROBUSTLAB_MNIST", str(mnist_root))
-    p = dataclasses.replace(PROFILES["smoke"], students=("natural",), n_train=1000, n_test=200, epochs=2,
-                            eps_mnist=0.1, train_steps=5, train_alpha=0.025, eval_steps=10)
+    p = dataclasses.replace(PROFILES["smoke"], students=("natural",), n_train=1000, n_test=200, epochs=2, lr=3e-3,
+                            eps_mnist=0.1, train_steps=5, train_alpha=0.025, eval_steps=10, student_width=8,
+                            student_hidden=64)
     m = run({"dataset": "mnist", "seed": 0}, p)
     assert m["natural/clean"] > 0.6 and m["teacher/clean"] > 0.6  # both learnt
     assert m["teacher/pgd"] > m["natural/pgd"] + 0.1
