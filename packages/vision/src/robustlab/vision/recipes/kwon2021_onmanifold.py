@@ -57,7 +57,7 @@ Departures from the authors' code (each for a reason, also in the README):
 - model: ``SmallCNN`` (two 3x3 convolutions, 28x28) instead of the code's LeNet (5x5, 64/128 channels, 256/256
   hidden units, 32x32); training and test subsets of ``n_train``/``n_test`` images (CPU time); fine-tuning
   ``epochs`` instead of 15, Adam at ``lr`` (the code: Adam 5e-4/1e-3, weight decay 5e-6);
-- rates: ``quick`` runs 0, 50, 80, 90 and 95 %; ``paper`` the code's list (0 to 99.9 %);
+- rates: ``quick`` runs 0, 50, 90 and 95 %; ``paper`` the code's list (0 to 99.9 %);
 - Fashion-MNIST: in the code's data loaders, but its notebook runs MNIST only; ``paper`` runs both.
 """
 
@@ -110,20 +110,20 @@ class OnManifoldProfile:
 
     datasets: tuple[str, ...] = bounded(("mnist",), choices=DATASETS, min_len=1, unique=True)
     regimes: tuple[str, ...] = bounded(tuple(REGIMES), choices=tuple(REGIMES), min_len=1, unique=True)
-    rates: tuple[float, ...] = bounded((0.0, 0.5, 0.8, 0.9, 0.95), ge=0, lt=1, min_len=1, unique=True)
+    rates: tuple[float, ...] = bounded((0.0, 0.5, 0.9, 0.95), ge=0, lt=1, min_len=1, unique=True)
     seeds: int = bounded(5, ge=1)
-    n_train: int = bounded(2000, ge=16)
-    n_test: int = bounded(1000, ge=8)
+    n_train: int = bounded(1200, ge=16)
+    n_test: int = bounded(800, ge=8)
     width: int = bounded(8, ge=1)
     hidden: int = bounded(64, ge=1)
     latent_dim: int = bounded(16, ge=1)
     ae_hidden: tuple[int, ...] = bounded((256,), ge=1)
-    ae_epochs: int = bounded(15, ge=1)
-    base_epochs: int = bounded(5, ge=1)
+    ae_epochs: int = bounded(10, ge=1)
+    base_epochs: int = bounded(8, ge=1)
     epochs: int = bounded(3, ge=1)
     prune_end: float = bounded(0.5, ge=0, le=1)
     prune_frequency: int = bounded(5, ge=1)
-    batch_size: int = bounded(64, ge=1)
+    batch_size: int = bounded(32, ge=1)
     lr: float = bounded(1e-3, gt=0)
     onm_eta: float = bounded(0.3, gt=0)
     onm_steps: int = bounded(7, ge=1)
@@ -142,7 +142,10 @@ PROFILES = {
     "smoke": OnManifoldProfile(rates=(0.0, 0.8), seeds=1, n_train=128, n_test=64, width=4, hidden=16, latent_dim=4,
                                ae_hidden=(32,), ae_epochs=1, base_epochs=1, epochs=1, batch_size=32, onm_steps=2,
                                pgd_steps=2, prune_frequency=1),
-    # Minutes on 2 cores: MNIST, five rates, three regimes, five seeds (the fewest for a verdict).
+    # Minutes on 2 cores: MNIST, four rates, three regimes, five seeds (the fewest for a verdict); 1,200 training
+    # images, 8 base epochs and 3 fine-tuning epochs per rate (measured single-threaded, CPU time: a standard run
+    # about 13 s, an on-manifold AT run about 27 s, a PGD AT run about 31 s; 15 runs, about 3.5 minutes with
+    # --jobs 2 on a free machine).
     "quick": OnManifoldProfile(),
     # The code's rates, both data sets, the whole splits and 15 fine-tuning epochs.
     "paper": OnManifoldProfile(datasets=DATASETS, rates=_AUTHORS_RATES, n_train=60000, n_test=10000, width=32,
