@@ -6,6 +6,7 @@ tasks, configuration errors."""
 from __future__ import annotations
 
 import io
+import textwrap
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ from robustlab.common.regimes import ERM
 from robustlab.common.regimes.on_manifold import OnManifoldAdversarialTraining, OnManifoldPGD
 from robustlab.common.regimes.pruning import GradualPruning
 from robustlab.common.tasks import TASKS
-from robustlab.common.testing import random_targets
+from robustlab.common.testing import kill_mid_run, random_targets, run_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -189,3 +190,51 @@ def test_config_errors(kwargs, match):
 def test_an_autoencoder_without_decode_is_refused():
     with pytest.raises(ConfigError, match="encode\\(\\) and decode\\(\\)"):
         OnManifoldPGD(MLP(4, 2), _NoDecoder(), eps=0.1)
+
+
+
+# -- resume after a real SIGKILL: pruning around on-manifold AT (random starts: the random state is restored) --
+_RESUME_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, torch
+    from torch.utils.data import DataLoader
+    from robustlab.common.data import ArrayDataset
+    from robustlab.common.engine import fit
+    from robustlab.common.models import MLP, Autoencoder
+    from robustlab.common.regimes.on_manifold import OnManifoldAdversarialTraining
+    from robustlab.common.regimes.pruning import GradualPruning
+
+    class Slow(OnManifoldAdversarialTraining):
+        def __call__(self, model, batch):
+            time.sleep(float(sys.argv[2]))
+            return super().__call__(model, batch)
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 3, (160,), generator=g)
+    x = torch.randn(160, 6, generator=g) + y[:, None]
+    loader = DataLoader(ArrayDataset(x, y), batch_size=16, shuffle=True)   # 10 steps an epoch, 50 in all
+    model, ae = MLP(6, 3, hidden=(16, 16)), Autoencoder((6,), latent_dim=2, hidden=(8,), output="identity")
+    inner = Slow(ae, eps=0.5, steps=2, random_start=True)
+    regime = GradualPruning(0.8, begin=0.1, end=0.7, frequency=2, inner=inner)
+    fit(model, regime, loader, epochs=5, out_dir=sys.argv[1], resume=True, progress=False, device="cpu")
+    torch.save({**model.state_dict(), **{"ae." + k: v for k, v in ae.state_dict().items()}}, sys.argv[1] + "/final.pt")
+    """
+)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(_RESUME_SCRIPT)
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    run_script(script, full, "0")
+    kill_mid_run(script, killed, "0.03", epochs=5)
+    done = load_checkpoint(killed / "last.pt")
+    assert 0.0 < done["regime"]["sparsity"] < 0.8 and "inner" in done["regime"]
+    assert "autoencoder" in done["networks"]
+    run_script(script, killed, "0")
+    a = torch.load(full / "final.pt", weights_only=True)
+    b = torch.load(killed / "final.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
