@@ -18,9 +18,17 @@ class DeepFool(MinimalNormAttack):
     torchattacks), the logits ``f`` and their input gradients ``w`` are taken for every class; the candidate
     classes are all ``k != y`` and the step goes to the nearest linearized boundary,
     ``r = |f_l - f_y| / ||w_l - w_y||^2 * (w_l - w_y)`` with ``l = argmin_k |f_k - f_y| / ||w_k - w_y||``,
-    lengthened by ``1 + overshoot``: ``x <- x + (1 + overshoot) * r``, then the L2 cap and the bounds. This is
-    ``torchattacks.DeepFool`` (steps 50, overshoot 0.02, the overshoot applied to each step) computed for the
-    whole batch at once; a zero gradient difference is floored at ``1e-12`` instead of giving NaN.
+    lengthened by ``1 + overshoot``. Two ways to apply it (``accumulate``):
+
+    - ``False`` (default): ``x <- clip(x + (1 + overshoot) * r)`` every step, as ``torchattacks.DeepFool`` (steps
+      50, overshoot 0.02), computed here for the whole batch at once. Clipping each step to the bounds shortens
+      steps that push pixels past them, so many points converge onto the boundary without crossing it (on a
+      trained MNIST CNN about 40 % of the points stay unflipped after 50 steps);
+    - ``True``: the steps add up in ``r_tot`` and the point is ``clip(x + (1 + overshoot) * r_tot)``, as in the
+      paper's Algorithm 2 (the overshoot on the total perturbation) and cleverhans' ``deepfool``: the total keeps
+      growing where the clip bites, and the points cross.
+
+    Then the L2 cap and the bounds. A zero gradient difference is floored at ``1e-12`` instead of giving NaN.
 
     Args:
         model: the classifier to attack; returns logits ``(N, K)``.
@@ -28,6 +36,8 @@ class DeepFool(MinimalNormAttack):
             has not flipped stops at the cap.
         steps: the most linearization steps (50, as torchattacks and the paper's code).
         overshoot: the step's lengthening (0.02).
+        accumulate: apply the overshoot to the accumulated perturbation (Algorithm 2, cleverhans) rather than to
+            each clipped step (torchattacks, the default).
         bounds: the valid input range (``(0.0, 1.0)`` for images, as torchattacks), clipped after every step.
         loss: not used (DeepFool works on the logits); accepted for the common call shape.
         targeted: must be False: DeepFool is untargeted.
@@ -61,6 +71,7 @@ class DeepFool(MinimalNormAttack):
         eps: float = float("inf"),
         steps: int = 50,
         overshoot: float = 0.02,
+        accumulate: bool = False,
         bounds=None,
         loss: LossFn | None = None,
         targeted: bool = False,
@@ -76,6 +87,7 @@ class DeepFool(MinimalNormAttack):
             raise ValueError(f"overshoot must be >= 0, got {overshoot}")
         self.steps = int(steps)
         self.overshoot = float(overshoot)
+        self.accumulate = bool(accumulate)
 
     def perturb(self, x: Tensor, y: Tensor, *, loss: LossFn | None = None, x_init: Tensor | None = None) -> Tensor:
         if x_init is not None:
@@ -83,6 +95,7 @@ class DeepFool(MinimalNormAttack):
         x = x.detach()
         b_lo, b_hi = self._bounds_like(x)
         x_adv = x.clone()
+        r_tot = torch.zeros_like(x)
         active = torch.ones(len(x), dtype=torch.bool, device=x.device)
         with self._attack_mode():
             for _ in range(self.steps):
@@ -105,8 +118,12 @@ class DeepFool(MinimalNormAttack):
                 dist[rows, yi] = float("inf")  # every class but the label is a candidate
                 near = dist.argmin(1)
                 scale = (f_diff[rows, near].abs() / w_norm[rows, near] ** 2).view((-1,) + (1,) * (x.ndim - 1))
-                step = (1 + self.overshoot) * scale * w_diff[rows, near]
-                moved = self._cap(x[idx], xi.detach() + step, b_lo, b_hi)
+                r = scale * w_diff[rows, near]
+                if self.accumulate:
+                    r_tot[idx] += r
+                    moved = self._cap(x[idx], x[idx] + (1 + self.overshoot) * r_tot[idx], b_lo, b_hi)
+                else:
+                    moved = self._cap(x[idx], xi.detach() + (1 + self.overshoot) * r, b_lo, b_hi)
                 keep = flipped.view((-1,) + (1,) * (x.ndim - 1))
                 x_adv[idx] = torch.where(keep, xi.detach(), moved)
                 active[idx[flipped]] = False

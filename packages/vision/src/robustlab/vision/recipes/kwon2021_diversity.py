@@ -87,15 +87,15 @@ class DiversityProfile:
 
     datasets: tuple[str, ...] = bounded(DATASETS, choices=DATASETS, min_len=1, unique=True)
     seeds: int = bounded(5, ge=1)
-    n_train: int = bounded(1500, ge=10)
-    n_holdout: int = bounded(1500, ge=10)
+    n_train: int = bounded(1200, ge=10)
+    n_holdout: int = bounded(1200, ge=10)
     n_test: int = bounded(300, ge=10)
     width: int = bounded(8, ge=1)
     hidden: int = bounded(64, ge=1)
     holdout_hidden: int = bounded(128, ge=1)
-    epochs: int = bounded(3, ge=1)
+    epochs: int = bounded(5, ge=1)
     batch_size: int = bounded(64, ge=1)
-    lr: float = bounded(1e-3, gt=0)
+    lr: float = bounded(2e-3, gt=0)
     mnist_eps: float = bounded(0.3, gt=0, le=1)
     fashion_mnist_eps: float = bounded(0.1, gt=0, le=1)
     bim_steps: int = bounded(10, ge=1)
@@ -133,7 +133,7 @@ def _attacks(model, eps: float, p: DiversityProfile) -> dict[str, Any]:
     box = (0.0, 1.0)
     return {"fgsm": FGSM(model, eps=eps, bounds=box),
             "bim": BIM(model, eps=eps, steps=p.bim_steps, bounds=box),
-            "deepfool": DeepFool(model, steps=p.deepfool_steps, overshoot=0.02, bounds=box),
+            "deepfool": DeepFool(model, steps=p.deepfool_steps, overshoot=0.02, accumulate=True, bounds=box),
             "cw": CW(model, c=p.cw_c, kappa=0.0, steps=p.cw_steps, lr=p.cw_lr, bounds=box)}
 
 
