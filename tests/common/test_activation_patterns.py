@@ -61,7 +61,7 @@ def _fed(outputs, *, pattern="channels", dense_bits=20):
     return rec
 
 
-@pytest.mark.parametrize("width, dense_bits", [(5, 20), (5, 0), (70, 20), (130, 20)])
+@pytest.mark.parametrize("width, dense_bits", [(5, 20), (5, 0), (16, 20), (56, 20), (64, 20), (70, 20), (130, 20)])
 def test_entropy_and_similarity_match_a_hand_computation(width, dense_bits):
     g = torch.Generator().manual_seed(width)
     # few patterns repeated (so that the counts differ), signs from a small pool of rows
@@ -124,6 +124,14 @@ def test_fit_callback_records_training_passes_only_and_removes_hooks():
     assert not rec.active and all(not m._forward_hooks for m in model.modules())
     json.dumps(rec.history)  # plain numbers
     assert set(rec.history[1]["layers"]["1"]) == set(STATISTICS)
+
+
+def test_a_recorder_entered_around_fit_keeps_its_hooks_until_its_block_ends():
+    model = SmallCNN(width=4, hidden=16)
+    with ActivationPatternRecorder(model) as rec:
+        fit(model, ERM(), _loader(), epochs=1, device="cpu", progress=False, callbacks=[rec])
+        assert rec.active and len(rec.history) == 1
+    assert not rec.active and all(not m._forward_hooks for m in model.modules())
 
 
 def test_attack_passes_are_not_recorded():

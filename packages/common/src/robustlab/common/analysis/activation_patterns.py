@@ -194,7 +194,9 @@ class ActivationPatternRecorder:
     Use it as a callback of :func:`robustlab.common.engine.fit` (``fit(..., callbacks=[recorder])``: hooks on at
     the start, one row of :attr:`history` per epoch, hooks off at the end, also after an error) or as a context
     manager around your own loop, calling :meth:`end_epoch` after each epoch. See the module docstring for the
-    patterns and the statistics.
+    patterns and the statistics. The recorder's state is not checkpointed: after ``fit(..., resume=True)`` its
+    history starts at the resumed epoch, whose similarities are None. Under ``torchrun`` each process counts the
+    patterns of its own share of the batches.
 
     Args:
         model: the network.
@@ -254,13 +256,15 @@ class ActivationPatternRecorder:
         # the name checks and the hook bookkeeping are the FeatureRecorder's; its own hook is never registered
         self._features = FeatureRecorder(model, chosen, detach=True, during_attacks=during_attacks)
         self.names: list[str] = list(self._features.names)
-        self._modules = dict(self._features._modules)
+        named = dict(model.named_modules(remove_duplicate=False))
+        self._modules = {name: named[name] for name in self.names}
         self.history: list[dict[str, Any]] = []
         self.bits: dict[str, int] = {}
         self._counts: dict[str, _Counts] = {}
         self._previous: dict[str, tuple[Tensor, Tensor]] = {}
         self._powers: dict[tuple[Any, int, torch.device], Tensor] = {}
         self._handles: list[Any] = []
+        self._entered_by_fit = False
 
     # -- hooks ----------------------------------------------------------------------------------------------------
     def __enter__(self) -> ActivationPatternRecorder:
@@ -379,7 +383,9 @@ class ActivationPatternRecorder:
 
     # -- as a callback of fit -------------------------------------------------------------------------------------
     def on_fit_start(self, model: nn.Module, state: Any) -> None:
-        self.__enter__()
+        if not self.active:  # already inside the recorder's with block: that block owns the hooks
+            self.__enter__()
+            self._entered_by_fit = True
 
     def on_epoch_start(self, model: nn.Module, state: Any) -> None:
         self._counts.clear()  # nothing recorded between epochs (validation runs in eval mode anyway)
@@ -389,7 +395,9 @@ class ActivationPatternRecorder:
         return {}
 
     def on_fit_end(self, model: nn.Module, state: Any) -> None:
-        self._remove()
+        if self._entered_by_fit:
+            self._remove()
+            self._entered_by_fit = False
 
     def __repr__(self) -> str:
         return f"ActivationPatternRecorder(layers={self.names}, pattern={self.pattern!r})"
