@@ -49,6 +49,15 @@ def test_bad_profile_values_are_refused_by_name(field, value):
         ARDProfile(**{field: value})
 
 
+def test_overrides_are_parsed_and_checked():
+    from robustlab.common.config import apply_overrides
+
+    p = apply_overrides(PROFILES["quick"], ["ard_ramp=false", "datasets=mnist,fashion_mnist", "seeds=2"])
+    assert (p.ard_ramp, p.datasets, p.seeds) == (False, ("mnist", "fashion_mnist"), 2)
+    with pytest.raises(ConfigError, match="ard_ramp"):
+        apply_overrides(PROFILES["quick"], ["ard_ramp=3"])
+
+
 def test_rows_use_the_core_regimes_with_the_right_networks():
     import torch
 
@@ -69,6 +78,8 @@ def test_rows_use_the_core_regimes_with_the_right_networks():
     ard = _regime("ard", student, teacher, p, "mnist")
     assert isinstance(ard, ARD) and ard.attack.model is student and ard.attack.model_mode == "train"
     assert ard.attack.steps == p.train_steps and ard.attack.alpha == pytest.approx(p.train_alpha)
+    assert ard.schedule is not None  # ramped like the PGD-AT rows
+    assert _regime("ard", student, teacher, dataclasses.replace(p, ard_ramp=False), "mnist").schedule is None
     # Fashion-MNIST: its own budget, the step scaled with it
     f = _regime("pgd_at", student, None, p, "fashion_mnist")
     assert f.attack.eps == 0.1 and f.attack.alpha == pytest.approx(p.train_alpha / 3)

@@ -124,7 +124,7 @@ class ARDProfile:
     train_alpha: float = bounded(0.075, gt=0)  # on MNIST; scaled by eps / eps_mnist on Fashion-MNIST
     temperature: float = bounded(30.0, gt=0)  # ARD's and KD's (the authors' default)
     alpha: float = bounded(1.0, ge=0, le=1)  # weight of the distillation term (the authors' default: no CE)
-    ard_ramp: bool = True  # ARD's attack budget ramped as the PGD-AT rows' (False: full eps from the start, theirs)
+    ard_ramp: bool = bounded(True, choices=(True, False))  # ARD's attack budget ramped as the PGD-AT rows' (False: full eps from the start, theirs)
     eval_steps: int = bounded(20, ge=1)
     device: str = bounded("cpu", device=True)
 
