@@ -124,7 +124,19 @@ def test_summarize_builds_rows_paper_cells_and_decides_the_claims():
     assert "Fewer than 5 seeds" not in text
     assert {r["row"] for r in table.records} == set(ROWS)
     md = table.to_markdown()
-    assert "student, ARD" in md and "n/r, not reported here" in md
+    assert "student, ARD" in md and "n/r, no published number here" in md
+
+
+def test_a_published_number_fills_its_cell(monkeypatch):
+    from robustlab.common.recipes import PaperNumbers
+    from robustlab.vision.recipes import goldblum2020_ard
+
+    numbers = PaperNumbers(values={("mnist/ard", "pgd20"): 0.5}, source="Table 9", missing="test")
+    monkeypatch.setattr(goldblum2020_ard, "PAPER_NUMBERS", numbers)
+    table = summarize(_synthetic(2), PROFILES["quick"])
+    cells = {r[1]: (r[4], r[6]) for r in table.rows}
+    assert cells[ROWS["ard"]] == ("n/r", "0.500") and cells[ROWS["pgd_at"]] == ("n/r", "n/r")
+    assert table.records[-1]["pgd20_paper"] == 0.5
 
 
 def test_claims_go_the_other_way_and_stay_undecided_with_few_seeds():
