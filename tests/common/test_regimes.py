@@ -10,10 +10,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from robustlab.common import regimes
-from robustlab.common.attacks import PGD
+from robustlab.common.attacks import BIM, FGSM, PGD
 from robustlab.common.data import ArrayDataset
 from robustlab.common.engine import fit
 from robustlab.common.errors import ConfigError
+from robustlab.common.models import Autoencoder
 from robustlab.common.regimes import AdversarialTraining, FastAdversarialTraining, GaussianNoise
 from robustlab.common.regimes.base import FitState
 from robustlab.common.regimes.schedules import EpsRamp
@@ -55,6 +56,14 @@ FACTORIES = {
     "LossCorrection": lambda m, t: regimes.LossCorrection(_C3, confidences=torch.linspace(0, 1, 96), mode="hard",
                                                           task=t),
     "GradualPruning": lambda m, t: regimes.GradualPruning(0.5, begin=0.0, end=0.5, frequency=1, task=t),
+    "DiversityAdversarialTraining": lambda m, t: regimes.DiversityAdversarialTraining(
+        _model(t), [FGSM(None, eps=0.1), BIM(None, eps=0.1, steps=3)], task=t),
+    "ATLR": lambda m, t: regimes.ATLR(_attack(m, t), layers=["2"], weights=0.5, task=t),
+    "OnManifoldAdversarialTraining": lambda m, t: regimes.OnManifoldAdversarialTraining(
+        Autoencoder((4,), latent_dim=2, hidden=(8,), output="identity"), eps=0.5, steps=2, fraction=0.5, task=t),
+    "GraphDistillation": lambda m, t: regimes.GraphDistillation(_model(t), layers=("1", "2"), task=t),
+    "GraphClassification": lambda m, t: regimes.GraphClassification(layers="2", task=t),
+    "GraphSmoothness": lambda m, t: regimes.GraphSmoothness(layers=("0", "2"), weight=1e-2, task=t),
 }
 # (regime, task) pairs that do not apply: the overfitting guard needs accuracy; LDCE and LossCorrection score and
 # correct class labels (multi-class only); a GAN has no task and its model is a generator (tests/common/test_gan.py
