@@ -208,7 +208,7 @@ def test_vision_resnet_layers_by_name():
 @pytest.mark.parametrize("kwargs, match", [
     ({"layers": ["0", "nope"]}, "no submodule 'nope'"),
     ({"pattern": "pixels"}, "pattern must be one of"),
-    ({"dense_bits": 40}, "dense_bits")])
+    ({"dense_bits": 40}, "dense_bits"), ({"every": 0}, "every")])
 def test_bad_arguments_name_what_is_wrong(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         ActivationPatternRecorder(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), **kwargs)
@@ -236,3 +236,35 @@ def test_plot_writes_a_png(tmp_path):
     assert path.stat().st_size > 1000
     with pytest.raises(ConfigError, match="statistics"):
         plot_pattern_history({"net": rec.history}, path, statistics=("nope",))
+
+
+def test_counts_merged_during_the_epoch_equal_one_count(monkeypatch):
+    """Wide patterns are counted in stages once their keys pile up: the result is the same."""
+    import robustlab.common.analysis.activation_patterns as ap
+
+    g = torch.Generator().manual_seed(3)
+    pool = torch.randn(30, 40, generator=g)
+    batches = [pool[torch.randint(0, 30, (25,), generator=g)] for _ in range(9)]
+    whole = _fed([batches]).history[0]["layers"]["0"]
+    monkeypatch.setattr(ap, "_MERGE_AT", 30)  # a count after every second batch
+    staged = _fed([batches]).history[0]["layers"]["0"]
+    assert staged == whole
+    c = np.array(list(_hand_counts((torch.cat(batches) > 0).int().numpy()).values()))
+    assert whole["entropy"] == pytest.approx(scipy_entropy(c, base=2)) and whole["patterns"] == len(c)
+
+
+def test_every_records_a_sample_of_the_passes():
+    g = torch.Generator().manual_seed(5)
+    batches = [torch.randn(10, 6, generator=g) for _ in range(5)]
+    model = nn.Sequential(Identity())
+    with ActivationPatternRecorder(model, ["0"], every=2) as rec:
+        for _epoch in range(2):
+            for b in batches:
+                model(b)
+            rec.end_epoch()
+    kept = torch.cat(batches[0::2])  # passes 1, 3, 5 of each epoch
+    c = np.array(list(_hand_counts((kept > 0).int().numpy()).values()))
+    for row in rec.history:
+        assert row["layers"]["0"]["points"] == 30
+        assert row["layers"]["0"]["entropy"] == pytest.approx(scipy_entropy(c, base=2))
+    assert rec.history[1]["layers"]["0"]["jaccard"] == 1.0
