@@ -31,8 +31,10 @@ class DiversityAdversarialTraining(Regime):
     examples are the same at every epoch. With ``cache=True`` they are crafted the first time a sample is seen
     and reused afterwards, keyed by the batch's ``"index"`` (as :class:`~robustlab.common.data.ArrayDataset`
     yields it): the precomputed set of the paper at the cost of one crafting pass. The cache lives on the CPU and
-    is not checkpointed (after a resume it is rebuilt, to the same values). Use ``cache=False`` with attacks
-    that draw random starts, or when the source may change. :meth:`craft` crafts a whole data set offline.
+    is not checkpointed: after a resume it is rebuilt, to the same values for attacks that treat each sample on its
+    own (FGSM, BIM, DeepFool); CW's early stop is decided on the batch's summed cost (as in Carlini & Wagner's code
+    and torchattacks), so a CW example can differ with the batch it was crafted in. Use ``cache=False`` with
+    attacks that draw random starts, or when the source may change. :meth:`craft` crafts a whole data set offline.
 
     Args:
         source: the fixed local network the examples are crafted on (frozen by the regime).
