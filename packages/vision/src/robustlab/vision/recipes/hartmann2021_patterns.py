@@ -106,8 +106,8 @@ PROFILES = {
     # Seconds: a few hundred MNIST images, two epochs (the second has a similarity to the first), both networks.
     "smoke": PatternsProfile(datasets=("mnist",), seeds=1, n_train=256, n_test=128, epochs=2, batch_size=64,
                              width=8, hidden=32),
-    # Minutes on a 2-core CPU (about 10 min of one thread: SmallCNN 27 s, ResNet-8 117 s a run): both data sets
-    # and networks, 2 seeds, 10 epochs of 7,000 images.
+    # Minutes on a 2-core CPU: both data sets and networks, 2 seeds, 10 epochs of 7,000 images (a SmallCNN and a
+    # ResNet-8 run together took 121 s of one thread, so the 8 runs about 8 minutes of one thread, 4 with --jobs 2).
     "quick": PatternsProfile(),
     # The authors' schedule (SGD 0.1, 200 epochs, /10 at 100 and 150, batch 128) on the full training sets, with
     # the deeper residual network (ResNet-20, their resnet20) beside the plain CNN.
