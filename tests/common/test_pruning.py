@@ -366,3 +366,42 @@ def test_inner_regime_errors():
     with pytest.raises(ConfigError, match="must be a Regime"):
         GradualPruning(0.5, inner=lambda model, batch: 0.0)
     assert GradualPruning(0.5, inner=ERM(task="regression")).task.name == "regression"
+
+
+def test_inner_mean_teacher_is_created_after_pruning_registered_masked_and_resumes(tmp_path):
+    from robustlab.common.regimes import MeanTeacher
+
+    regime = GradualPruning(0.5, inner=MeanTeacher(alpha=0.9))
+    model = MLP(4, 3, hidden=(8,))
+    regime.setup(model, FitState())
+    regime.setup(model, FitState())  # idempotent (load_best runs it again)
+    teacher = regime.inner.teacher
+    assert regime.networks == {"teacher": teacher} and hasattr(teacher[1], "weight_mask")
+    regime.inner.update_teacher(model)  # shaped like the re-parametrized student
+
+    class _Crash(GradualPruning):
+        def on_epoch_start(self, model, state):
+            if state.epoch == 2:
+                raise KeyboardInterrupt
+            super().on_epoch_start(model, state)
+
+    def run(out, resume=False, kind=GradualPruning):
+        torch.manual_seed(0)
+        m = MLP(4, 3, hidden=(8,))
+        r = kind(0.5, begin=0.0, end=0.5, frequency=1, inner=MeanTeacher(alpha=0.9))
+        res = fit(m, r, DataLoader(_blobs(), batch_size=32), epochs=4, out_dir=out, resume=resume,
+                  progress=False, device="cpu")
+        return m, r, res
+
+    full, r_full, res = run(tmp_path / "full")
+    assert res.history[-1]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    for net in (full, r_full.inner.teacher):  # both made permanent, pruned alike
+        assert not hasattr(net[1], "weight_orig")
+        assert torch.equal(net[1].weight == 0, full[1].weight == 0)
+    assert "teacher" in load_checkpoint(tmp_path / "full" / "last.pt")["networks"]
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", kind=_Crash)
+    cut, r_cut, _ = run(tmp_path / "cut", resume=True)
+    for a, b in ((full, cut), (r_full.inner.teacher, r_cut.inner.teacher)):
+        for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(v, w), k

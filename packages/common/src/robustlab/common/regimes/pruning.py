@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from robustlab.common.errors import ConfigError
+from robustlab.common.regimes._ema import EMATeacherRegime
 from robustlab.common.regimes.base import FitState, Regime
 from robustlab.common.tasks import get_task
 
@@ -52,12 +53,15 @@ class GradualPruning(Regime):
 
     With ``inner``, another regime supplies the training loss while this one prunes: adversarial or on-manifold
     adversarial training of a network being compressed (Ye et al. 2019; Kwon & Lee 2021). The loss is
-    ``inner(model, batch)`` (its ``step_metrics`` too); the inner regime's networks are registered here as they
-    are there (moved, checkpointed, trained or frozen alike); its hooks run before this regime's (so a budget
-    schedule and the masks both advance every step); its epoch metrics, its ``stop_reason`` and its state (under
-    ``"inner"``) join this regime's; an epoch may become ``best.pt`` only if both allow it; its ``eval_model``
-    is used. A regime that steps its own optimizers (``train_step`` or ``configure_optimizers`` of its own, as
-    GAN training or Co-teaching) cannot be wrapped.
+    ``inner(model, batch)`` (its ``step_metrics`` too); the inner regime's networks, also those its ``setup``
+    creates (it runs after the re-parametrization), are registered here as they are there (moved, checkpointed,
+    trained or frozen alike); its hooks run before this regime's (so a budget schedule and the masks both
+    advance every step); its epoch metrics, its ``stop_reason`` and its state (under ``"inner"``) join this
+    regime's; an epoch may become ``best.pt`` only if both allow it; its ``eval_model`` is used. An EMA teacher
+    (:class:`~robustlab.common.regimes.MeanTeacher`, :class:`~robustlab.common.regimes.EAAT`) is
+    re-parametrized as the model is, gets the model's masks at every update (an average of the pruned student is
+    pruned alike) and is made permanent with it. A regime that steps its own optimizers (``train_step`` or
+    ``configure_optimizers`` of its own, as GAN training or Co-teaching) cannot be wrapped.
 
     Args:
         final_sparsity: ``s_f``, the fraction of each layer's weights pruned at the end, in ``[0, 1)``.
@@ -205,6 +209,7 @@ class GradualPruning(Regime):
             m.weight_mask.copy_(mask)  # in place: a DDP wrapper keeps its reference to the buffer
             m.weight = m.weight_orig * m.weight_mask  # what the next forward recomputes
             self._masks[name] = mask.bool()
+        self._copy_masks_to_mirrors()
         self._sparsity = sparsity
 
     def _update(self, model: nn.Module, state: FitState) -> None:
@@ -213,11 +218,23 @@ class GradualPruning(Regime):
             self._set_masks(model, target)
 
     @torch.no_grad()
+    def _copy_masks_to_mirrors(self) -> None:
+        if self.inner is None:
+            return
+        for mirror in self._mirrors():
+            for name, m in self.targets(mirror):
+                if name in self._masks and hasattr(m, "weight_mask"):
+                    m.weight_mask.copy_(self._masks[name])
+                    m.weight = m.weight_orig * m.weight_mask
+
+    @torch.no_grad()
     def remove(self, model: nn.Module) -> None:
-        """Make the pruning permanent: each pruned layer gets back a plain ``weight`` (the masked one)."""
-        for _, m in self.targets(model):
-            if hasattr(m, "weight_orig"):
-                prune.remove(m, "weight")
+        """Make the pruning permanent: each pruned layer gets back a plain ``weight`` (the masked one); also in
+        the inner regime's EMA teacher, if any."""
+        for net in [model, *(self._mirrors() if self.inner is not None else [])]:
+            for _, m in self.targets(net):
+                if hasattr(m, "weight_orig"):
+                    prune.remove(m, "weight")
 
     # -- what the engine asks -------------------------------------------------------------------------------------
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
@@ -233,13 +250,30 @@ class GradualPruning(Regime):
     def setup(self, model: nn.Module, state: FitState) -> None:
         """Re-parametrize the target layers as ``weight_orig * weight_mask`` with all-ones masks (layers already
         re-parametrized keep theirs); on resume the engine then loads the saved weights, masks and state."""
-        if self.inner is not None:
-            self.inner.setup(model, state)
         self._model = model
         for name, m in self.targets(model):
             if not hasattr(m, "weight_orig"):
                 prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
+            with torch.no_grad():  # a leaf until the next forward: the model can be deep-copied (an EMA teacher)
+                m.weight = m.weight_orig * m.weight_mask
             self._masks[name] = m.weight_mask.bool()
+        if self.inner is not None:
+            # after the re-parametrization: an EMA teacher copied from the model here has its structure
+            self.inner.setup(model, state)
+            for name, net in self.inner.networks.items():  # networks the inner setup created or replaced
+                self.add_network(name, net, trainable=name in self.inner.trainable_networks)
+            for mirror in self._mirrors():
+                for name, m in self.targets(mirror):
+                    if not hasattr(m, "weight_orig"):
+                        prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
+                    with torch.no_grad():
+                        m.weight_mask.copy_(self._masks[name])
+
+    def _mirrors(self) -> list[nn.Module]:
+        """The inner regime's copies of the model that share its masks: an EMA teacher (mean teacher, EAAT) is
+        an average of the pruned student, so its pruned weights are masked as the student's are."""
+        teacher = self.inner.teacher if isinstance(self.inner, EMATeacherRegime) else None
+        return [] if teacher is None else [teacher]
 
     def on_fit_start(self, model: nn.Module, state: FitState) -> None:
         if self.inner is not None:
@@ -300,3 +334,4 @@ class GradualPruning(Regime):
         for name, m in self.targets(self._model):
             if name in self._masks and hasattr(m, "weight_mask"):
                 m.weight_mask.copy_(self._masks[name])
+        self._copy_masks_to_mirrors()
