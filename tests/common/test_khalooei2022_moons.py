@@ -55,7 +55,7 @@ def test_smoke_profile_through_the_cli(tmp_path):
         assert float(r["pgd@0.3_mean"]) <= float(r["clean_mean"]), (name, r)
     md = (out / "results.md").read_text()
     assert "| regime | runs | clean | pgd@0.1 | pgd@0.3 | paper |" in md
-    assert "decision-boundary plots; no numeric table" in md
+    assert "no cell here has a published counterpart" in md
     assert "Runs: 5 of 5 finished." in md
 
     again = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=300)
@@ -104,10 +104,10 @@ def test_grid_and_profiles():
     assert paper.seeds > 3 and paper.epochs >= PROFILES["quick"].epochs and paper.eval_steps >= 100
 
 
-def test_paper_numbers_say_there_is_no_numeric_table():
+def test_paper_numbers_say_no_row_has_a_published_counterpart():
     numbers = RECIPE.paper_numbers
     assert numbers.values == {}
-    assert "decision-boundary plots; no numeric table" in numbers.missing
+    assert "no cell here has a published counterpart" in numbers.missing
     assert RECIPE.paper.year == 2022 and "2202.02626" in RECIPE.paper.venue
 
 

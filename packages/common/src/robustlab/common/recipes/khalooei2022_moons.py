@@ -1,8 +1,9 @@
 """Two moons under PGD: the toy experiment of Khalooei, Homayounpour & Amirmazlaghani (2022), with robustlab's regimes.
 
 Rows are training regimes (ERM, Gaussian noise, PGD adversarial training, fast adversarial training, TRADES),
-columns clean accuracy and PGD accuracy at several L-inf budgets, mean ± std over seeds. The paper presents its
-moons experiment as decision-boundary plots, so the table has no published number to set beside ours; the plot
+columns clean accuracy and PGD accuracy at several L-inf budgets, mean ± std over seeds. The paper's moons
+table (Table 2) holds its AT and AT-LR only, so these rows have no published number to set beside ours (the
+recipe ``khalooei2022_lsa`` of robustlab-vision sets AT vs AT-LR beside Table 2); the plot
 shows accuracy against eps and one decision boundary per regime.
 
 Torch, scikit-learn and matplotlib are imported inside the functions: listing recipes stays instant.
@@ -185,9 +186,9 @@ PAPER_NUMBERS = PaperNumbers(
     values={},
     source="Khalooei et al. (2022), the moons experiment",
     missing=(
-        "the paper reports this experiment as decision-boundary plots; no numeric table. (Its abstract gives "
-        "one aggregate for Moon: accuracy under the larger perturbations raised by 16.35% by its AT-LR over the "
-        "base adversarial training; AT-LR is not among these rows, so no cell here has a published counterpart.)"
+        "the paper's numeric table for Moon (Table 2) has rows for its AT and AT-LR only, and ERM, Gaussian noise, "
+        "fast AT and TRADES are not among them, so no cell here has a published counterpart; the AT vs AT-LR "
+        "comparison with Table 2 beside it is the recipe khalooei2022_lsa (robustlab-vision)"
     ),
 )
 
