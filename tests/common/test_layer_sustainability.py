@@ -314,3 +314,66 @@ def test_atlr_on_the_regime_contract_model(task):
     buf.seek(0)
     regime.load_state_dict(torch.load(buf, weights_only=True))
     assert "ATLR" in repr(regime) and "Khalooei" in ATLR.citation
+
+
+def test_atlr_refuses_unknown_weights_keys_with_close_names():
+    model = _net()
+    x, y = torch.randn(6, 3), torch.randint(0, 2, (6,))
+    regime = ATLR(PGD(model, eps=0.1, steps=2), weights={"typo": 1.0, "3": 1.0})
+    with pytest.raises(ConfigError, match=r"\['typo'\]"):
+        regime(model, {"x": x, "y": y})
+    with pytest.raises(ConfigError, match=r"'11': close names 1"):
+        ATLR(_Shift(0.2), weights={"11": 1.0})(model, {"x": x, "y": y})
+    assert _hooks(model) == 0
+    regime = ATLR(_Shift(0.2), weights={"3": 1.0})  # a known key: only that layer
+    regime(model, {"x": x, "y": y})
+    assert {k for k in regime.step_metrics if k.startswith("rel_err/")} == {"rel_err/3"}
+
+
+class _Reused(nn.Module):
+    """One nn.ReLU applied after each of two linear layers."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.fc2, self.out = nn.Linear(3, 6), nn.Linear(6, 5), nn.Linear(5, 2)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.out(self.relu(self.fc2(self.relu(self.fc1(x)))))
+
+
+def test_a_reused_activation_is_one_layer_per_call_site():
+    model = _Reused()
+    x, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
+
+    def shift(a, b):
+        return a + 0.3
+
+    res = layer_sustainability(model, (x, y), shift, batch_size=4)
+    assert res.layers == ("relu#0", "relu#1") and res.per_sample.shape == (10, 2)
+    with torch.no_grad():
+        h = [model.relu(model.fc1(v)) for v in (x, x + 0.3)]
+        g = [model.relu(model.fc2(v)) for v in h]
+    for j, (c, a) in enumerate([h, g]):
+        assert res.errors[j] == pytest.approx(float((c - a).norm() / c.norm()), rel=1e-5)
+    assert layer_sustainability(model, (x, y), shift, layers=["relu#1"]).layers == ("relu#1",)
+    with pytest.raises(ConfigError, match="did not run"):
+        layer_sustainability(model, (x, y), shift, layers=["relu#2"])
+    regime = ATLR(_Shift(0.3), weights={"relu#1": 2.0})
+    loss = regime(model, {"x": x, "y": y})
+    with torch.no_grad():
+        ce = nn.functional.cross_entropy(model(x + 0.3), y)
+    assert loss.item() == pytest.approx(float(ce) + 2.0 * res.errors[1], rel=1e-5)
+    regime = ATLR(_Shift(0.3), weights=1.0)
+    regime(model, {"x": x, "y": y})
+    assert regime.step_metrics["layer_reg"] == pytest.approx(float(res.errors.sum()), rel=1e-5)
+    assert {k for k in regime.step_metrics if k.startswith("rel_err/")} == {"rel_err/relu#0", "rel_err/relu#1"}
+    assert _hooks(model) == 0
+
+
+def test_layer_sustainability_keeps_a_submodule_held_in_eval_mode():
+    model = _net().train()
+    model[1].eval()  # deliberately frozen, as a frozen batch norm
+    layer_sustainability(model, (torch.randn(4, 3), torch.zeros(4, dtype=torch.long)), lambda a, b: a + 0.1)
+    assert model.training and model[0].training and not model[1].training

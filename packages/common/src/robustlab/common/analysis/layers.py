@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from robustlab.common.errors import ConfigError
 from robustlab.common.features import FeatureRecorder
+from robustlab.common.modes import model_mode
 
 __all__ = ["ACTIVATIONS", "LayerErrors", "default_layers", "layer_sustainability", "plot_layer_errors",
            "relative_error", "vulnerable_layers"]
@@ -65,6 +66,39 @@ def default_layers(model: nn.Module) -> list[str]:
         raise ConfigError(f"{type(model).__name__} has no activation module ({kinds}) for the default LSA layers; "
                           "pass layers=[names from model.named_modules()]")
     return names
+
+
+def _modules_of(names: Sequence[str]) -> list[str]:
+    """The module names behind layer names (``"relu#1"`` is the second call of ``"relu"``), once each, in order."""
+    return list(dict.fromkeys(name.partition("#")[0] for name in names))
+
+
+def _call_sites(outputs: Mapping[str, list], names: Sequence[str]) -> dict[str, Any]:
+    """The recorded outputs (a ``keep="all"`` recorder's) of each layer name, one entry per call site.
+
+    A module that ran once is its own name; one that ran ``k > 1`` times in the forward pass (one ``nn.ReLU``
+    applied after several layers) gives ``k`` layers ``"name#0"`` ... ``"name#{k-1}"``, in call order, and
+    ``"name#i"`` names one of them.
+
+    Raises:
+        ConfigError: a layer that did not run (or ran fewer than ``i + 1`` times).
+    """
+    out: dict[str, Any] = {}
+    for name in names:
+        base, _, idx = name.partition("#")
+        runs = outputs.get(base) or []
+        if idx:
+            if not idx.isdigit() or int(idx) >= len(runs):
+                raise ConfigError(f"layer {name!r} did not run in the forward pass ({base!r} ran {len(runs)} "
+                                  "time(s); 'name#i' is its call i, from 0)")
+            out[name] = runs[int(idx)]
+        elif not runs:
+            raise ConfigError(f"layer {name!r} did not run in the forward pass")
+        elif len(runs) == 1:
+            out[name] = runs[0]
+        else:
+            out.update({f"{name}#{i}": t for i, t in enumerate(runs)})
+    return out
 
 
 def relative_error(clean: Tensor, perturbed: Tensor, *, per_sample: bool = False) -> Tensor:
@@ -165,20 +199,23 @@ def layer_sustainability(
 ) -> LayerErrors:
     """Relative error of each layer's representation between clean inputs and ``attack(x, y)`` (LSA).
 
-    The model runs in eval mode (its mode is restored afterwards); the recorder's hooks are removed on return,
-    also after an error.
+    The model runs in eval mode (every submodule's mode is restored afterwards, so one held in eval mode stays
+    there); the recorder's hooks are removed on return, also after an error. A module that runs more than once
+    per forward pass (one ``nn.ReLU`` reused after several layers) is one layer per call site, ``"name#0"``,
+    ``"name#1"``, ... in call order (the authors' hook records every call); ``layers`` may name one of them.
 
     Args:
         model: the trained network.
         data: a loader yielding batch dicts (``"x"``, ``"y"``) or ``(x, y)`` pairs, or a pair of tensors ``(x, y)``.
         attack: ``attack(x, y) -> x_perturbed``: an attack built on ``model`` (``PGD(model, eps=...)``) or any
             perturbation (statistical noise, as in the paper's comparisons).
-        layers: names from ``model.named_modules()``; default :func:`default_layers` (the activation modules).
+        layers: names from ``model.named_modules()`` (or ``"name#i"``, call ``i`` of a reused module); default
+            :func:`default_layers` (the activation modules).
         batch_size: batch size when ``data`` is a pair of tensors.
         device: where to run; default the device of the model's parameters.
 
     Returns:
-        :class:`LayerErrors`.
+        :class:`LayerErrors` (its ``layers`` one per call site).
 
     Raises:
         ConfigError: an unknown layer name (the message lists close names), no activation module for the default,
@@ -207,39 +244,38 @@ def layer_sustainability(
         raise ConfigError("layers must name at least one layer (or be None for the activation modules)")
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was_training = model.training
-    diff2 = np.zeros(len(names))
-    ref2 = np.zeros(len(names))
+    sites: list[str] | None = None  # the layers, one per call site, known after the first batch
+    diff2 = ref2 = np.zeros(0)
     per_sample: list[np.ndarray] = []
-    model.eval()
-    try:
-        with FeatureRecorder(model, names, detach=True) as rec:
-            for x, y in _batches(data, batch_size):
-                x, y = x.to(device), y.to(device)
-                x_adv = attack(x, y).detach()
-                with torch.no_grad():
-                    rec.clear()
-                    model(x)
-                    clean = dict(rec.outputs)
-                    rec.clear()
-                    model(x_adv)
-                    adv = dict(rec.outputs)
-                cols = []
-                for j, name in enumerate(names):
-                    if name not in clean or name not in adv:
-                        raise ConfigError(f"layer {name!r} did not run in the forward pass")
-                    c, a = clean[name], adv[name]
-                    relative_error(c, a)  # checks the shapes and types
-                    diff2[j] += float((c - a).double().pow(2).sum())
-                    ref2[j] += float(c.double().pow(2).sum())
-                    cols.append(relative_error(c, a, per_sample=True).cpu().double().numpy())
-                per_sample.append(np.stack(cols, 1))
-    finally:
-        model.train(was_training)
+    with model_mode(model, "eval"), FeatureRecorder(model, _modules_of(names), detach=True, keep="all") as rec:
+        for x, y in _batches(data, batch_size):
+            x, y = x.to(device), y.to(device)
+            x_adv = attack(x, y).detach()
+            with torch.no_grad():
+                rec.clear()
+                model(x)
+                clean = _call_sites(rec.outputs, names)
+                rec.clear()
+                model(x_adv)
+                adv = _call_sites(rec.outputs, names)
+            if sites is None:
+                sites = list(clean)
+                diff2, ref2 = np.zeros(len(sites)), np.zeros(len(sites))
+            if list(clean) != sites or list(adv) != sites:
+                raise ConfigError(f"layer_sustainability: the layers' call sites changed between passes: {sites} "
+                                  f"then {list(clean)} and {list(adv)}")
+            cols = []
+            for j, name in enumerate(sites):
+                c, a = clean[name], adv[name]
+                relative_error(c, a)  # checks the shapes and types
+                diff2[j] += float((c - a).double().pow(2).sum())
+                ref2[j] += float(c.double().pow(2).sum())
+                cols.append(relative_error(c, a, per_sample=True).cpu().double().numpy())
+            per_sample.append(np.stack(cols, 1))
     if not per_sample:
         raise ConfigError("layer_sustainability: the data yielded no batch")
     errors = np.sqrt(diff2) / np.maximum(np.sqrt(ref2), _TINY)
-    return LayerErrors(layers=tuple(names), errors=errors, per_sample=np.concatenate(per_sample, 0))
+    return LayerErrors(layers=tuple(sites), errors=errors, per_sample=np.concatenate(per_sample, 0))
 
 
 def vulnerable_layers(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from robustlab.common.analysis.layers import default_layers, relative_error
+from robustlab.common.analysis.layers import _call_sites, _modules_of, default_layers, relative_error
 from robustlab.common.attacks.base import Attack
 from robustlab.common.errors import ConfigError
 from robustlab.common.features import FeatureRecorder
@@ -38,9 +39,12 @@ class ATLR(AdversarialTraining):
     Args:
         attack: the attack that makes ``x_adv``, built on the model being trained (``PGD(model, eps=...)``).
         layers: names from ``model.named_modules()``; default every activation module
-            (:func:`~robustlab.common.analysis.layers.default_layers`, resolved on the first batch).
+            (:func:`~robustlab.common.analysis.layers.default_layers`, resolved on the first batch). A module
+            called more than once per forward pass (one reused ``nn.ReLU``) is one layer per call,
+            ``"name#0"``, ``"name#1"``, ...; a weight given for ``"name"`` applies to each, ``"name#i"`` names one.
         weights: :math:`\\gamma_l`: one number for every layer, a sequence as long as ``layers``, or a mapping
-            ``name -> weight`` (layers missing from it get 0 and are not recorded). Non-negative.
+            ``name -> weight`` (layers missing from it get 0 and are not recorded; with ``layers=None`` its keys
+            must be activation modules, checked on the first batch). Non-negative.
         per_sample: the relative error per sample, averaged over the batch, instead of the whole-batch ratio.
         schedule: an :class:`EpsRamp`; ``EpsRamp(ramp_epochs=0)`` trains at full eps from the first step.
         loss: ``loss(logits, y) -> scalar``; default the task's loss.
@@ -48,7 +52,7 @@ class ATLR(AdversarialTraining):
 
     Raises:
         ConfigError: a negative or non-finite weight, weights that do not match ``layers``, an empty layer list,
-            and on the first batch an unknown layer name (the message lists close names).
+            and on the first batch an unknown layer name or ``weights`` key (the message lists close names).
 
     Shape:
         batch ``"x"``: ``(N, *)``; ``"y"``: as the task's loss expects.
@@ -101,15 +105,35 @@ class ATLR(AdversarialTraining):
         self.per_sample = bool(per_sample)
 
     def _weights(self, model: nn.Module) -> dict[str, float]:
+        """The layer names (``"name"`` or ``"name#i"``) of positive weight; checks a mapping's keys against the
+        model's layers once it is known."""
         layers = self.layers if self.layers is not None else default_layers(model)
         w = self.weights
         if isinstance(w, Mapping):
+            if self.layers is None:
+                known = set(layers)
+                unknown = [k for k in w if k.partition("#")[0] not in known]
+                if unknown:
+                    named = [n for n, _ in model.named_modules() if n]
+                    hints = {k: difflib.get_close_matches(k, [*layers, *named], n=3, cutoff=0.5) for k in unknown}
+                    close = "; ".join(f"{k!r}: close names {', '.join(v)}" for k, v in hints.items() if v)
+                    raise ConfigError(f"ATLR: weights name layers that are not among the model's activation modules "
+                                      f"{layers} (the default layers): {unknown}" + (f" ({close})" if close else "")
+                                      + "; pass layers=[...] to use other modules")
+                # a reused module's call site named "relu#1" is recorded with the module's other calls
+                layers = [*layers, *(k for k in w if "#" in k and k not in layers)]
             out = {n: float(w.get(n, 0.0)) for n in layers}
+            out.update({k: float(v) for k, v in w.items() if k in out or "#" in k})
         elif isinstance(w, (int, float)):
             out = {n: float(w) for n in layers}
         else:
             out = dict(zip(layers, (float(v) for v in w)))
         return {n: v for n, v in out.items() if v > 0}
+
+    @staticmethod
+    def _site_weights(weights: dict[str, float], sites: list[str]) -> dict[str, float]:
+        """The weight of each call site: its own (``"relu#1"``) or its module's (``"relu"``)."""
+        return {s: weights.get(s, weights.get(s.partition("#")[0], 0.0)) for s in sites}
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         x, y = batch["x"], batch["y"]
@@ -122,16 +146,18 @@ class ATLR(AdversarialTraining):
         if not attacked or not weights:
             self.step_metrics["layer_reg"] = 0.0
             return self.loss(model(x_adv), y)
-        with FeatureRecorder(unwrap(model), list(weights)) as rec:
+        with FeatureRecorder(unwrap(model), _modules_of(list(weights)), keep="all") as rec:
             model(x)
-            clean = dict(rec.outputs)
+            clean = _call_sites(rec.outputs, list(weights))
             rec.clear()
             logits = model(x_adv)
-            adv = dict(rec.outputs)
+            adv = _call_sites(rec.outputs, list(weights))
+        # a module called k > 1 times is k layers, "name#0" ... (the authors' hook records every call)
+        clean = {k: v for k, v in clean.items() if k in adv}
         reg = x.new_zeros(())
-        for name, w in weights.items():
-            if name not in clean or name not in adv:
-                raise ConfigError(f"layer {name!r} did not run in the forward pass")
+        for name, w in self._site_weights(weights, list(clean)).items():
+            if w <= 0:
+                continue
             err = relative_error(clean[name], adv[name], per_sample=self.per_sample)
             reg = reg + w * (err.mean() if self.per_sample else err)
             self.step_metrics[f"rel_err/{name}"] = float(err.detach().mean())
