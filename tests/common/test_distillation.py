@@ -216,7 +216,8 @@ def test_ard_refuses_an_attack_on_the_teacher_and_unlabelled_batches():
 
 @pytest.mark.parametrize("schedule, expected", [
     (None, [0.2] * 6),  # the authors': full budget from the first step
-    ("warmup1_ramp1", [0.0, 0.0, 0.1, 0.2, 0.2, 0.2]),  # a clean epoch, then per-step ramp over one epoch
+    # a clean epoch (no attack runs: no budget-0 PGD), then a per-step ramp over one epoch
+    ("warmup1_ramp1", [0.1, 0.2, 0.2, 0.2]),
 ])
 def test_ard_eps_schedule(schedule, expected):
     from robustlab.common.regimes.schedules import EpsRamp

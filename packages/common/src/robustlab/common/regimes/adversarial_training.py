@@ -6,13 +6,13 @@ import torch
 from torch import Tensor, nn
 
 from robustlab.common.attacks.base import Attack, cross_entropy_sum
-from robustlab.common.regimes.base import FitState, Regime
-from robustlab.common.regimes.schedules import EpsRamp
+from robustlab.common.regimes.base import Regime
+from robustlab.common.regimes.schedules import EpsRamp, ScheduledBudget
 
 __all__ = ["AdversarialTraining"]
 
 
-class AdversarialTraining(Regime):
+class AdversarialTraining(ScheduledBudget, Regime):
     """Train on adversarial examples made by ``attack`` for a fraction of every batch.
 
     The adversarial versions of the first ``round(fraction * N)`` samples of each batch either replace them
@@ -63,27 +63,7 @@ class AdversarialTraining(Regime):
         self.attack = attack
         self.fraction = fraction
         self.schedule = schedule or EpsRamp()
-        self._full = (attack.eps, getattr(attack, "alpha", None))
-        self._factor = 1.0
-
-    def _set_factor(self, factor: float) -> None:
-        eps, alpha = self._full
-        self._factor = factor
-        self.attack.eps = eps * factor
-        if isinstance(alpha, tuple):  # a step-size schedule scales step by step
-            self.attack.alpha = tuple(a * factor for a in alpha)
-        elif alpha is not None:
-            self.attack.alpha = alpha * factor
-
-    def on_epoch_start(self, model: nn.Module, state: FitState) -> None:
-        self._set_factor(self.schedule.factor(state.epoch, 0, state.steps_per_epoch, state.epochs))
-
-    def on_step_end(self, model: nn.Module, state: FitState) -> None:
-        # The budget for the next step of this epoch; the next epoch's start sets its own.
-        self._set_factor(self.schedule.factor(state.epoch, state.step + 1, state.steps_per_epoch, state.epochs))
-
-    def on_fit_end(self, model: nn.Module, state: FitState) -> None:
-        self._set_factor(1.0)
+        self._init_budget()
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         x, y = batch["x"], batch["y"]

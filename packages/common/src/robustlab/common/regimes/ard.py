@@ -7,14 +7,14 @@ from torch import Tensor, nn
 
 from robustlab.common.attacks.base import Attack
 from robustlab.common.errors import ConfigError
-from robustlab.common.regimes.base import FitState, unwrap
+from robustlab.common.regimes.base import unwrap
 from robustlab.common.regimes.distillation import KnowledgeDistillation
-from robustlab.common.regimes.schedules import EpsRamp
+from robustlab.common.regimes.schedules import EpsRamp, ScheduledBudget
 
 __all__ = ["ARD"]
 
 
-class ARD(KnowledgeDistillation):
+class ARD(ScheduledBudget, KnowledgeDistillation):
     """``alpha * t**2 * KL(teacher(x) / t || student(x + delta) / t) + (1 - alpha) * CE(student(x), y)``.
 
     ``delta`` is found by ``attack`` on the student (not the teacher): it ascends the student's summed task
@@ -55,7 +55,8 @@ class ARD(KnowledgeDistillation):
         schedule: an optional :class:`~robustlab.common.regimes.schedules.EpsRamp` for the attack's budget (and
             step size), as :class:`~robustlab.common.regimes.AdversarialTraining` uses it; None (default, as the
             authors' code) attacks at the full budget from the first step. An extension, for comparisons in which
-            the adversarially trained baselines ramp their budget.
+            the adversarially trained baselines ramp their budget. While the factor is 0 (clean warm-up) no
+            attack runs: the student sees the clean batch in both terms.
 
     Shape:
         batch ``x``: ``(N, *)``; ``y``: the task's targets; the student and the teacher return ``(N, K)``.
@@ -87,27 +88,7 @@ class ARD(KnowledgeDistillation):
         self.attack = attack
         self._check_attack()
         self.schedule = schedule
-        self._full = (attack.eps, getattr(attack, "alpha", None))
-
-    def _set_factor(self, factor: float) -> None:
-        eps, alpha = self._full
-        self.attack.eps = eps * factor
-        if isinstance(alpha, tuple):  # a step-size schedule scales step by step
-            self.attack.alpha = tuple(a * factor for a in alpha)
-        elif alpha is not None:
-            self.attack.alpha = alpha * factor
-
-    def on_epoch_start(self, model: nn.Module, state: FitState) -> None:
-        if self.schedule is not None:
-            self._set_factor(self.schedule.factor(state.epoch, 0, state.steps_per_epoch, state.epochs))
-
-    def on_step_end(self, model: nn.Module, state: FitState) -> None:
-        if self.schedule is not None:  # the budget of the next step; the next epoch's start sets its own
-            self._set_factor(self.schedule.factor(state.epoch, state.step + 1, state.steps_per_epoch, state.epochs))
-
-    def on_fit_end(self, model: nn.Module, state: FitState) -> None:
-        if self.schedule is not None:
-            self._set_factor(1.0)
+        self._init_budget()
 
     def _check_attack(self) -> None:
         if self.attack.model is not None and unwrap(self.attack.model) is self.teacher:
@@ -122,7 +103,8 @@ class ARD(KnowledgeDistillation):
             self.attack.model = unwrap(model)
         self._check_attack()
         x, y = batch["x"], batch["y"]
-        x_adv = self.attack.perturb(x, y, loss=self.task.attack_loss)
+        # clean warm-up (factor 0): no attack at budget 0, the batch itself
+        x_adv = self.attack.perturb(x, y, loss=self.task.attack_loss) if self._factor > 0 else x
         adv_logits = model(x_adv)
         soft = self.soft_loss(self.teacher_logits(x), adv_logits)
         hard = self.loss(model(x), y)

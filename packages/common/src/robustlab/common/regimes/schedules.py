@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["EpsRamp"]
+__all__ = ["EpsRamp", "ScheduledBudget"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,42 @@ class EpsRamp:
             return 1.0
         done = (epoch - self.warmup_epochs) * steps_per_epoch + step + 1
         return min(1.0, done / (ramp * steps_per_epoch))
+
+
+class ScheduledBudget:
+    """A mixin for regimes whose attack budget follows an :class:`EpsRamp` (adversarial training, ARD).
+
+    The regime sets ``self.attack`` and ``self.schedule`` (an :class:`EpsRamp`, or None: the full budget always),
+    then calls :meth:`_init_budget`. The hooks scale the attack's ``eps`` (and its step size ``alpha``, a number
+    or a per-step tuple) by the schedule's factor: at every epoch's start, after every step for the next one,
+    and back to the full budget at the end of the fit. ``self._factor`` is the factor in force: at 0 the regime
+    skips the attack (the batch is clean) rather than run it at budget 0.
+    """
+
+    attack: Any
+    schedule: EpsRamp | None
+
+    def _init_budget(self) -> None:
+        self._full = (self.attack.eps, getattr(self.attack, "alpha", None))
+        self._factor = 1.0
+
+    def _set_factor(self, factor: float) -> None:
+        eps, alpha = self._full
+        self._factor = factor
+        self.attack.eps = eps * factor
+        if isinstance(alpha, tuple):  # a step-size schedule scales step by step
+            self.attack.alpha = tuple(a * factor for a in alpha)
+        elif alpha is not None:
+            self.attack.alpha = alpha * factor
+
+    def on_epoch_start(self, model: Any, state: Any) -> None:
+        if self.schedule is not None:
+            self._set_factor(self.schedule.factor(state.epoch, 0, state.steps_per_epoch, state.epochs))
+
+    def on_step_end(self, model: Any, state: Any) -> None:
+        if self.schedule is not None:  # the budget of the next step; the next epoch's start sets its own
+            self._set_factor(self.schedule.factor(state.epoch, state.step + 1, state.steps_per_epoch, state.epochs))
+
+    def on_fit_end(self, model: Any, state: Any) -> None:
+        if self.schedule is not None:
+            self._set_factor(1.0)
