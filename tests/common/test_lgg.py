@@ -321,6 +321,35 @@ def test_regimes_train_through_the_engine_and_checkpoint():
         assert type(regime).__name__ in repr(regime) and regime.citation.startswith("Lassance")
 
 
+@pytest.mark.parametrize("make", [
+    lambda: GraphDistillation(_net(hidden=9, seed=1), layers=("1", "3")),
+    lambda: GraphClassification(layers="3"),
+    lambda: GraphSmoothness(layers=("1", "3")),
+])
+def test_a_batch_with_fewer_than_two_labelled_samples_gets_the_task_loss_only(make):
+    from torch.utils.data import DataLoader
+
+    from robustlab.common.data import ArrayDataset
+
+    model, regime = _net(), make()
+    batch = _batch(1)
+    loss = regime(model, batch)
+    assert loss.item() == pytest.approx(nn.functional.cross_entropy(model(batch["x"]), batch["y"]).item())
+    assert regime.step_metrics["graph_skipped"] == 1.0 and regime.step_metrics["graph_loss"] == 0.0
+    regime(model, _batch(4))
+    assert regime.step_metrics["graph_skipped"] == 0.0
+    if not isinstance(regime, GraphDistillation):  # its graph spans every input, labelled or not
+        y = _batch(4)["y"].clone()
+        y[1:] = -1
+        regime(model, {"x": _batch(4)["x"], "y": y})
+        assert regime.step_metrics["graph_skipped"] == 1.0
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(33, 4, generator=g)  # 33 % 16 == 1: a last batch of one sample
+    res = fit(_net(), regime, DataLoader(ArrayDataset(x, torch.arange(33) % 3), batch_size=16), epochs=1,
+              progress=False, device="cpu")
+    assert np.isfinite(res.last["train_loss"]) and res.last["train_graph_skipped"] == pytest.approx(1 / 33)
+
+
 # -- errors -------------------------------------------------------------------------------------------------------
 
 

@@ -235,6 +235,16 @@ def _forward_recording(model: nn.Module, layers: tuple[str, ...], x: Tensor) -> 
     return logits, _recorded(rec, unwrap(model))
 
 
+def _without_graph(regime: Regime, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """The task loss alone, for a batch too small for a graph (fewer than two samples); ``graph_skipped`` is 1 in
+    ``step_metrics`` and ``graph_loss`` 0 (the same keys every step, as the engine sums them across processes). A
+    batch without any labelled sample gives a zero loss that still reaches every parameter."""
+    logits = model(x)
+    hard = regime.loss(logits, y) if len(x) else logits.sum() * 0.0
+    regime.step_metrics = {"graph_loss": 0.0, "task_loss": hard.item(), "graph_skipped": 1.0}
+    return hard
+
+
 class _RecordsLayers(Regime):
     """A regime that records ``self.layers`` of the model: the names are checked before training."""
 
@@ -347,10 +357,12 @@ class GraphDistillation(_RecordsLayers):
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         x_all = all_inputs(batch)
+        if len(x_all) < 2:  # no graph on one sample (a last batch of N % batch_size == 1)
+            return _without_graph(self, model, batch["x"], batch["y"])
         logits, feats = _forward_recording(model, self.layers, x_all)
         graph = self.graph_loss(self.teacher_graphs(x_all), feats)
         hard = self.loss(logits[: len(batch["x"])], batch["y"])
-        self.step_metrics = {"graph_loss": graph.item(), "task_loss": hard.item()}
+        self.step_metrics = {"graph_loss": graph.item(), "task_loss": hard.item(), "graph_skipped": 0.0}
         return hard + self.weight * graph
 
 
@@ -373,7 +385,8 @@ class GraphClassification(_RecordsLayers):
         task: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
 
     Shape:
-        batch ``x``: ``(N, *)`` with at least two labelled samples.
+        batch ``x``: ``(N, *)``; one with fewer than two labelled samples gets the task loss only (the graph term
+        is skipped: ``graph_skipped`` is 1 in ``step_metrics``).
 
     Reference:
         Lassance, Gripon & Ortega, Algorithms 2021 (section 5); Bontonou, M., Lassance, C., Hacene, G. B.,
@@ -411,10 +424,12 @@ class GraphClassification(_RecordsLayers):
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         x, y = labeled_part(batch, self.task)
+        if len(x) < 2:  # no graph on fewer than two labelled samples (a last batch of N % batch_size == 1)
+            return _without_graph(self, model, x, y)
         logits, feats = _forward_recording(model, self.layers, x)
         graph = self.graph_loss(feats, label_signal(y, logits.shape[-1], self.task.name))
         hard = self.loss(logits, y)
-        self.step_metrics = {"graph_loss": graph.item(), "task_loss": hard.item()}
+        self.step_metrics = {"graph_loss": graph.item(), "task_loss": hard.item(), "graph_skipped": 0.0}
         return hard + self.weight * graph
 
 
@@ -437,7 +452,8 @@ class GraphSmoothness(_RecordsLayers):
             signal: an extension).
 
     Shape:
-        batch ``x``: ``(N, *)`` with at least two labelled samples.
+        batch ``x``: ``(N, *)``; one with fewer than two labelled samples gets the task loss only (the graph term
+        is skipped: ``graph_skipped`` is 1 in ``step_metrics``).
 
     Reference:
         Lassance, Gripon & Ortega, Algorithms 2021 (section 6); Lassance, C., Gripon, V., Ortega, A. "Laplacian
@@ -486,8 +502,10 @@ class GraphSmoothness(_RecordsLayers):
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         x, y = labeled_part(batch, self.task)
+        if len(x) < 2:  # no graph on fewer than two labelled samples (a last batch of N % batch_size == 1)
+            return _without_graph(self, model, x, y)
         logits, feats = _forward_recording(model, self.layers, x)
         graph = self.graph_loss(feats, label_signal(y, logits.shape[-1], self.task.name))
         hard = self.loss(logits, y)
-        self.step_metrics = {"graph_loss": graph.item(), "task_loss": hard.item()}
+        self.step_metrics = {"graph_loss": graph.item(), "task_loss": hard.item(), "graph_skipped": 0.0}
         return hard + self.weight * graph
