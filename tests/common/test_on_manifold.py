@@ -91,6 +91,42 @@ def test_one_step_matches_a_hand_written_latent_fgsm(trained):
     assert torch.allclose(x_adv, expected, atol=1e-6)
 
 
+def test_the_regime_attacks_the_module_inside_a_ddp_wrapper():
+    class Wrapper(nn.Module):  # what DistributedDataParallel looks like to a regime: the model under .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            return self.module(x)
+
+    torch.manual_seed(0)
+    model, ae = MLP(4, 3, hidden=(8,)), Autoencoder((4,), latent_dim=2, hidden=(8,), output="identity")
+    regime = OnManifoldAdversarialTraining(ae, eps=0.5, steps=2, fraction=0.5)
+    regime(Wrapper(model), {"x": torch.randn(8, 4), "y": torch.randint(0, 3, (8,))}).backward()
+    assert regime._attack.model is model
+
+
+def test_latent_pgd_with_random_start_matches_a_hand_written_loop():
+    torch.manual_seed(0)
+    model, ae = MLP(4, 3, hidden=(8,)), Autoencoder((4,), latent_dim=2, hidden=(8,), output="identity")
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    torch.manual_seed(1)
+    x_adv, z, delta = OnManifoldPGD(model, ae, eps=0.3, steps=4, random_start=True, bounds=(-1.0, 1.0)).perturb(
+        x, y, return_latent=True)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        z0 = ae.encode(x)
+    d = (torch.rand_like(z0) * 2 - 1) * 0.3
+    for _ in range(4):
+        d.requires_grad_(True)
+        F.cross_entropy(model(ae.decode(z0 + d).clamp(-1, 1)), y, reduction="sum").backward()
+        d = (d.detach() + 2.5 * 0.3 / 4 * d.grad.sign()).clamp(-0.3, 0.3)
+    assert torch.allclose(delta, d, atol=1e-6) and torch.allclose(z, z0)
+    with torch.no_grad():
+        assert torch.allclose(x_adv, ae.decode(z0 + d).clamp(-1, 1), atol=1e-6)
+
+
 def test_attack_leaves_modes_flags_and_gradients_as_they_were():
     torch.manual_seed(0)
     model, ae = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.Linear(8, 3)), Autoencoder((6,), 2, hidden=(8,))

@@ -12,9 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from robustlab.common.attacks.base import cross_entropy_sum
+from robustlab.common.attacks.pgd import PGD
 from robustlab.common.errors import ConfigError
-from robustlab.common.modes import frozen_parameters, input_gradient_context, model_mode
-from robustlab.common.regimes.base import Regime
+from robustlab.common.modes import frozen_parameters, model_mode
+from robustlab.common.regimes.base import Regime, unwrap
 
 __all__ = ["OnManifoldPGD", "OnManifoldAdversarialTraining"]
 
@@ -102,33 +103,43 @@ class OnManifoldPGD:
                 f"bounds={self.bounds})")
 
     def perturb(self, x: Tensor, y: Tensor, *, return_latent: bool = False):
-        """The adversarial inputs (and, with ``return_latent``, the codes ``z`` and the perturbations ``delta``)."""
+        """The adversarial inputs (and, with ``return_latent``, the codes ``z`` and the perturbations ``delta``).
+
+        L-inf :class:`~robustlab.common.attacks.PGD` on ``z`` against the model after the decoder (clamped to
+        ``bounds``), with no bounds on ``z``: the same random start, signed steps and box as in the input space.
+        """
         ae = self.autoencoder
         x = x.detach()
-        with model_mode(ae, "eval"), frozen_parameters(ae), input_gradient_context(self.model, "eval"):
+        with model_mode(ae, "eval"), frozen_parameters(ae):
             with torch.no_grad():
                 z = ae.encode(x)
             eps = self.eps.to(device=z.device, dtype=z.dtype) if isinstance(self.eps, Tensor) else float(self.eps)
-            alpha = self.alpha if self.alpha is not None else 2.5 * eps / self.steps
-            if self.random_start:
-                delta = (torch.rand_like(z) * 2 - 1) * eps
-            else:
-                delta = torch.zeros_like(z)
-            for _ in range(self.steps):
-                delta.requires_grad_(True)
-                value = self.loss(self.model(self._decode(z + delta)), y)
-                if value.ndim:
-                    value = value.sum()
-                (grad,) = torch.autograd.grad(value, delta)
-                delta = delta.detach() + alpha * grad.sign()
-                delta = torch.clamp(delta, -eps, eps)
+            pgd = PGD(_DecodeThen(self, self.model), eps=eps, alpha=self.alpha, steps=self.steps,
+                      random_start=self.random_start, bounds=None, loss=self.loss, model_mode="eval")
+            z_adv = pgd.perturb(z, y)
             with torch.no_grad():
-                x_adv = self._decode(z + delta).detach().to(x.dtype)
-        return (x_adv, z.detach(), delta.detach()) if return_latent else x_adv
+                x_adv = self._decode(z_adv).detach().to(x.dtype)
+        return (x_adv, z.detach(), (z_adv - z).detach()) if return_latent else x_adv
 
     def _decode(self, z: Tensor) -> Tensor:
         x = self.autoencoder.decode(z)
         return x if self.bounds is None else x.clamp(*self.bounds)
+
+
+class _DecodeThen(nn.Module):
+    """``model(decode(z))``, the inputs clamped to the attack's bounds: what PGD in the latent space attacks.
+
+    The autoencoder and the model are its submodules (the same objects, not copies), so :class:`PGD`'s eval mode,
+    frozen parameters and attack-pass context reach both, and each flag is restored afterwards.
+    """
+
+    def __init__(self, attack: OnManifoldPGD, model: nn.Module) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList([attack.autoencoder, model])
+        self._attack = attack
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.parts[1](self._attack._decode(z))
 
 
 class OnManifoldAdversarialTraining(Regime):
@@ -208,7 +219,7 @@ class OnManifoldAdversarialTraining(Regime):
         x, y = batch["x"], batch["y"]
         k = round(self.fraction * x.shape[0])
         if k:
-            x_adv = self.attack(model)(x[:k], y[:k])
+            x_adv = self.attack(unwrap(model))(x[:k], y[:k])  # the module, not a DDP wrapper
             if self.mode == "append":
                 x, y = torch.cat([x, x_adv]), torch.cat([y, y[:k]])
             else:
