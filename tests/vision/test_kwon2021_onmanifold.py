@@ -31,8 +31,8 @@ def test_registered_with_three_profiles_and_the_authors_code():
 
 def test_grids_of_the_profiles():
     quick = grid(PROFILES["quick"])
-    assert {(s["dataset"], s["regime"]) for s in quick} == {("mnist", r) for r in REGIMES}
-    assert sorted({s["seed"] for s in quick}) == [0, 1, 2, 3, 4] and len(quick) == 15  # 5 seeds: a verdict
+    assert {(s["dataset"], s["regime"]) for s in quick} == {(d, r) for d in ("mnist", "fashion_mnist") for r in REGIMES}
+    assert sorted({s["seed"] for s in quick}) == [0, 1, 2, 3, 4] and len(quick) == 30  # 5 seeds: a verdict
     assert min(PROFILES["quick"].rates) == 0.0 and max(PROFILES["quick"].rates) >= 0.9
     paper = PROFILES["paper"]
     assert paper.rates == (0.0, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99, 0.995, 0.999)  # mnist_run.ipynb

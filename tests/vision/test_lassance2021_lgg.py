@@ -33,7 +33,7 @@ def test_registered_with_three_profiles_and_the_authors_code():
 
 
 def test_grids_of_the_profiles():
-    assert grid(PROFILES["quick"]) == [{"dataset": "fashion_mnist", "seed": s} for s in range(5)]
+    assert grid(PROFILES["quick"]) == [{"dataset": d, "seed": s} for d in ("mnist", "fashion_mnist") for s in range(5)]
     assert PROFILES["quick"].methods == METHODS
     paper = grid(PROFILES["paper"])
     assert {s["dataset"] for s in paper} == {"mnist", "fashion_mnist"} and len(paper) == 20
