@@ -1,7 +1,7 @@
 """Cost of recording activation patterns: one training epoch through ``fit`` with and without an
 :class:`~robustlab.common.analysis.activation_patterns.ActivationPatternRecorder` on every ReLU layer, side by side.
 
-Every recorded pass (``every=1``, the default) and every second one (``every=2``).
+Every recorded pass (``every=1``, the default), every second one (``every=2``) and every third (``every=3``).
 
 Target: the recorder adds at most 10 % to an epoch (``with/without <= 1.10``, judged on this process's least CPU
 time over the rounds, which other processes on a shared machine disturb least; the median wall-clock ratio is
@@ -77,7 +77,7 @@ def main() -> None:
             fit(model, ERM(), loader, optimizer=opt, epochs=1, device="cpu", progress=False)
 
         fns[f"{label} plain"] = plain
-        for every in (1, 2):
+        for every in (1, 2, 3):
             rec = recorders[(label, every)] = ActivationPatternRecorder(model, layers, every=every)
 
             def recorded(model=model, opt=opt, rec=rec):
