@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pgd.py --threads 1
 	$(BIN)/python benchmarks/bench_integrated_gradients.py --threads 1
 	$(BIN)/python benchmarks/bench_engine.py --threads 1
+	$(BIN)/python benchmarks/bench_activation_patterns.py --threads 1
 	$(BIN)/python benchmarks/bench_ssl_vs_shadow.py --threads 1
 	$(BIN)/python benchmarks/mnist_robust_training.py --threads 1
 	$(BIN)/python benchmarks/bench_genomics_data.py
