@@ -15,42 +15,20 @@ three ``nn.ReLU`` modules) and for the residual network (vision ResNet-8, its se
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import pin_threads, verdict  # noqa: E402
+from _timing import compare_cpu, pin_threads, verdict  # noqa: E402
 
 from robustlab.common.analysis.activation_patterns import ActivationPatternRecorder  # noqa: E402
 from robustlab.common.data import ArrayDataset  # noqa: E402
 from robustlab.common.engine import fit  # noqa: E402
 from robustlab.common.models import SmallCNN  # noqa: E402
 from robustlab.common.regimes import ERM  # noqa: E402
-
-
-def compare_cpu(fns, *, repeats: int) -> dict[str, tuple[float, float]]:
-    """(median wall seconds, least CPU seconds of this process) of each function, in interleaved rounds after a
-    warm-up.
-
-    The CPU time is the figure to judge on a shared machine: other processes stretch the wall time of whichever
-    function they happen to overlap, and their cache traffic still inflates this process's CPU time in some
-    rounds, so the least of the rounds is the least disturbed measurement of the work itself."""
-    for fn in fns.values():
-        fn()
-    wall: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            w, c = time.perf_counter(), time.process_time()
-            fn()
-            cpu[name].append(time.process_time() - c)
-            wall[name].append(time.perf_counter() - w)
-    return {k: (statistics.median(wall[k]), min(cpu[k])) for k in fns}
 
 
 def main() -> None:
