@@ -19,7 +19,7 @@ from robustlab.common.config import bounded, check_values
 from robustlab.common.errors import ConfigError
 from robustlab.common.recipes.base import Paper, PaperNumbers, Recipe, Table, mean_std_table, seed_everything
 
-__all__ = ["MoonsProfile", "PROFILES", "RECIPE", "REGIMES"]
+__all__ = ["MoonsProfile", "PAPER", "PROFILES", "RECIPE", "REGIMES"]
 
 REGIMES = {
     "erm": "ERM",
@@ -182,6 +182,15 @@ def _boundary(model, resolution: int, device) -> dict[str, Any]:
     return {"extent": list(_EXTENT), "p1": [[round(float(v), 3) for v in row] for row in p1]}
 
 
+PAPER = Paper(
+    authors="Khalooei, M., Homayounpour, M. M., Amirmazlaghani, M.",
+    title="Layer-wise Regularized Adversarial Training using Layers Sustainability Analysis (LSA) framework",
+    venue="arXiv:2202.02626",
+    year=2022,
+    url="https://arxiv.org/abs/2202.02626",
+)
+"""The paper of this recipe and of robustlab-vision's ``khalooei2022_lsa``."""
+
 PAPER_NUMBERS = PaperNumbers(
     values={},
     source="Khalooei et al. (2022), the moons experiment",
@@ -258,15 +267,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 RECIPE = Recipe(
     name="khalooei2022_moons",
-    paper=Paper(
-        authors="Khalooei, M., Homayounpour, M. M., Amirmazlaghani, M.",
-        title="Layer-wise Regularized Adversarial Training using Layers Sustainability Analysis (LSA) framework",
-        venue="arXiv:2202.02626",
-        year=2022,
-        url="https://arxiv.org/abs/2202.02626",
-    ),
-    table="Two moons: clean and PGD accuracy per training regime (the paper's toy experiment, shown there as "
-          "decision boundaries)",
+    paper=PAPER,
+    table="Two moons: clean and PGD accuracy per training regime (the paper's toy experiment; its Table 2 holds AT "
+          "and AT-LR only)",
     profiles=PROFILES,
     grid=grid,
     run=run,

@@ -52,7 +52,8 @@ from typing import Any
 
 from robustlab.common.config import bounded, check_values
 from robustlab.common.errors import ConfigError
-from robustlab.common.recipes.base import Paper, PaperNumbers, Recipe, Table, mean_std_table, seed_everything
+from robustlab.common.recipes.base import PaperNumbers, Recipe, Table, mean_std_table, seed_everything
+from robustlab.common.recipes.khalooei2022_moons import PAPER
 
 __all__ = ["LSAProfile", "PAPER_NUMBERS", "PROFILES", "RECIPE", "REGIMES", "grid", "run", "summarize", "plot"]
 
@@ -373,13 +374,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 RECIPE = Recipe(
     name="khalooei2022_lsa",
-    paper=Paper(
-        authors="Khalooei, M., Homayounpour, M. M., Amirmazlaghani, M.",
-        title="Layer-wise Regularized Adversarial Training using Layers Sustainability Analysis (LSA) framework",
-        venue="arXiv:2202.02626",
-        year=2022,
-        url="https://arxiv.org/abs/2202.02626",
-    ),
+    paper=PAPER,
     table="Tables 2 and 3: accuracy under FGSM of growing budget for normal training, AT and AT-LR on two moons "
           "and MNIST, with the per-layer relative error (LSA) of each model",
     profiles=PROFILES,
