@@ -52,7 +52,7 @@ class Identity(nn.Module):
 def _fed(outputs, *, pattern="channels", dense_bits=20):
     """A recorder on an identity layer fed the given tensors (one epoch per list)."""
     model = nn.Sequential(Identity())
-    rec = ActivationPatternRecorder(model, ["0"], pattern=pattern, dense_bits=dense_bits)
+    rec = ActivationPatternRecorder(model, ["0"], pattern=pattern, dense_bits=dense_bits, every=1)
     with rec:
         for epoch in outputs:
             for t in epoch:
@@ -61,7 +61,8 @@ def _fed(outputs, *, pattern="channels", dense_bits=20):
     return rec
 
 
-@pytest.mark.parametrize("width, dense_bits", [(5, 20), (5, 0), (16, 20), (56, 20), (64, 20), (70, 20), (130, 20)])
+@pytest.mark.parametrize("width, dense_bits", [(5, 20), (5, 0), (16, 20), (23, 20), (24, 20), (25, 20), (32, 20),
+                                               (33, 20), (48, 20), (49, 20), (56, 20), (64, 20), (70, 20), (130, 20)])
 def test_entropy_and_similarity_match_a_hand_computation(width, dense_bits):
     g = torch.Generator().manual_seed(width)
     # few patterns repeated (so that the counts differ), signs from a small pool of rows
@@ -95,6 +96,41 @@ def test_convolutional_patterns_are_per_position_or_per_sample():
         assert s["entropy"] == pytest.approx(scipy_entropy(c, base=2))
 
 
+@pytest.mark.parametrize("width", [16, 24, 25, 32, 47, 48, 49, 100, 1000])
+@pytest.mark.parametrize("pattern", ["channels", "sample"])
+def test_patterns_one_unit_apart_are_told_apart(width, pattern):
+    """No unit is lost in packing, at or across the 24-bit word and 48-bit key boundaries: all-off, all-on and
+    every pattern with one unit on or off are 2 * width + 2 distinct patterns (1000 "sample" bits: the wide path)."""
+    eye = torch.eye(width)
+    rows = torch.cat([eye, 1 - eye, torch.zeros(1, width), torch.ones(1, width)]) * 2 - 1  # signs of z
+    x = rows if pattern == "channels" else rows.view(len(rows), 1, width)  # "sample" of (N, 1, width): same bits
+    s = _fed([[x]], pattern=pattern).history[0]["layers"]["0"]
+    assert s["points"] == 2 * width + 2 and s["patterns"] == 2 * width + 2
+    assert s["entropy"] == pytest.approx(math.log2(2 * width + 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_other_float_dtypes_give_the_float32_patterns(dtype):
+    g = torch.Generator().manual_seed(2)
+    pool = torch.randn(9, 40, generator=g)
+    batch = pool[torch.randint(0, 9, (60,), generator=g)]
+    want = _fed([[batch]]).history[0]["layers"]["0"]
+    assert _fed([[batch.to(dtype)]]).history[0]["layers"]["0"] == want
+
+
+def test_nan_and_tiny_values_count_by_z_above_zero():
+    """A NaN unit is off (NaN > 0 is False), the smallest positive float is on, -0.0 is off."""
+    x = torch.tensor([[float("nan"), 1.0], [0.0, 1.0], [-0.0, 1.0], [1e-45, 1.0], [float("inf"), -1.0]])
+    c = np.array(list(_hand_counts((x > 0).int().numpy()).values()))  # {01: 3, 11: 1, 10: 1}
+    relu = nn.Sequential(nn.ReLU())  # an nn.ReLU's output relu(z) (NaN stays NaN): the other way to the bits
+    with ActivationPatternRecorder(relu) as rec:
+        relu(x)
+        rec.end_epoch()
+    for s in (_fed([[x]]).history[0]["layers"]["0"], rec.history[0]["layers"]["0"]):
+        assert s["patterns"] == 3 and s["most_frequent"] == pytest.approx(3 / 5)
+        assert s["entropy"] == pytest.approx(scipy_entropy(c, base=2))
+
+
 def test_pattern_statistics_of_identical_and_disjoint_sets():
     k = torch.tensor([1, 2, 3])
     c = torch.tensor([2, 1, 1])
@@ -113,7 +149,7 @@ def _loader(n=64):
 def test_fit_callback_records_training_passes_only_and_removes_hooks():
     torch.manual_seed(0)
     model = SmallCNN(width=4, hidden=16)
-    rec = ActivationPatternRecorder(model)
+    rec = ActivationPatternRecorder(model, every=1)
     assert rec.names == relu_layers(model) == ["1", "4", "8"]
     fit(model, ERM(), _loader(), val_loader=_loader(32), epochs=2, device="cpu", progress=False, callbacks=[rec])
     assert [r["epoch"] for r in rec.history] == [1, 2]
@@ -122,6 +158,7 @@ def test_fit_callback_records_training_passes_only_and_removes_hooks():
     assert rec.history[0]["layers"]["1"]["points"] == 64 * 28 * 28
     assert rec.history[1]["layers"]["4"]["jaccard"] is not None
     assert not rec.active and all(not m._forward_hooks for m in model.modules())
+    assert not rec._scratch and not rec._packers  # the per-pass buffers are let go with the hooks
     json.dumps(rec.history)  # plain numbers
     assert set(rec.history[1]["layers"]["1"]) == set(STATISTICS)
 
@@ -144,7 +181,7 @@ def test_attack_passes_are_not_recorded():
         attack(x, y)
         model(x)
         silent = rec.end_epoch()["layers"]["8"]["points"]
-    with ActivationPatternRecorder(model, during_attacks=True) as rec:
+    with ActivationPatternRecorder(model, during_attacks=True, every=1) as rec:
         attack(x, y)
         loud = rec.end_epoch()["layers"]["8"]["points"]
     assert silent == 8 and loud >= 3 * 8
@@ -251,6 +288,17 @@ def test_counts_merged_during_the_epoch_equal_one_count(monkeypatch):
     assert staged == whole
     c = np.array(list(_hand_counts((torch.cat(batches) > 0).int().numpy()).values()))
     assert whole["entropy"] == pytest.approx(scipy_entropy(c, base=2)) and whole["patterns"] == len(c)
+
+
+def test_by_default_every_second_training_pass_is_recorded():
+    """The default (every=2) is the setting the benchmark keeps within 10 % of an epoch: 4 batches an epoch, the
+    1st and 3rd recorded, in each epoch anew."""
+    torch.manual_seed(0)
+    model = SmallCNN(width=4, hidden=16)
+    rec = ActivationPatternRecorder(model)
+    assert rec.every == 2
+    fit(model, ERM(), _loader(), epochs=2, device="cpu", progress=False, callbacks=[rec])
+    assert [r["layers"]["8"]["points"] for r in rec.history] == [32, 32]
 
 
 def test_every_records_a_sample_of_the_passes():

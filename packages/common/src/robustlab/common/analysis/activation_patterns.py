@@ -16,11 +16,15 @@ the sign of the input along dimension 1, hashed per remaining index):
 - ``"sample"``: the whole flattened output of one sample (one pattern per sample; for wide convolutional layers
   nearly every sample has its own pattern, the entropy then saturates at ``log2 N``).
 
-How patterns are counted: each is packed into bytes (bit ``c`` is channel ``c``; 8 channels a byte) and 56-bit
-words; a pattern of at most 56 bits is its word, exactly; wider patterns are hashed from their words into one 64-bit key
-(collisions have probability about ``d**2 / 2**65`` for ``d`` distinct patterns: nil in practice). Layers of at
-most ``dense_bits`` bits count into a table of ``2**bits`` bins (one ``bincount`` or ``index_add_`` a batch); wider ones keep the
-batches' keys, sorted and counted when they pass 2**23 keys and at the end of the epoch. Everything stays on the layer's device; per epoch a few numbers per layer leave it.
+How patterns are counted: the units' bits (1 where ``z > 0``, as 0./1. floats in a buffer kept between passes) go
+through one matrix product with powers of two that gives each pattern's 24-bit words (bit ``c`` of word ``j`` is
+channel ``24 j + c``), exactly: a word is a sum of distinct powers of two below 2**24, which float32 holds, whatever
+the matmul precision. A pattern of at most 48 bits is its key, exactly; wider patterns are hashed from their 48-bit
+pairs of words into one 64-bit key (collisions have probability about ``d**2 / 2**65`` for ``d`` distinct patterns:
+nil in practice). Layers of at most ``dense_bits`` bits count into a table of ``2**bits`` bins (one scattered add a
+pass); wider ones keep the passes' keys (int32 up to 32 bits), sorted and counted when they pass 2**23 keys and at
+the end of the epoch. Everything stays on the layer's device; per epoch a few numbers per layer leave it. Memory:
+the 0/1 buffer as large as the largest recorded output, and a few numbers per pattern of each recorded pass.
 
 Which layers: every ``nn.ReLU`` module by default (:func:`relu_layers`). A network that applies ReLU as a
 function (``torch.nn.functional.relu``, e.g. robustlab.vision's ``ResNet``) has no such module: name instead
@@ -33,9 +37,12 @@ What is recorded: forward passes of modules in training mode (``model.train()``)
 :func:`robustlab.common.features.attack_pass` (attacks and attributions) unless ``during_attacks``. Validation
 and prediction (eval mode) and the many forward passes of an adversarial-training attack are not counted.
 
-Cost (``benchmarks/bench_activation_patterns.py``, one CPU thread, a shared machine): an epoch with the recorder
-on every ReLU layer took 1.12x (SmallCNN) and 1.10x (ResNet-8, seven sites) the CPU time of a plain one;
-``every=2`` (every second training pass) 1.08x and 1.02x.
+Cost (``benchmarks/bench_activation_patterns.py``: one CPU thread, batch 128, the median over 9 rounds of an
+epoch's CPU time with the recorder over the plain epoch's in the same round; three runs on a shared 2-core
+machine): at the default ``every=2`` (every second training pass) 1.02-1.06x for SmallCNN (its three ``nn.ReLU``)
+and 1.02-1.08x for ResNet-8 (seven sites); every pass (``every=1``) 1.09-1.10x and 1.06-1.10x, at the 10 %
+limit, hence the default. The recorder must read every recorded output and write its bits once: memory traffic of
+about three passes over the output, against a convolution's arithmetic that small networks finish quickly.
 
 Statistics per layer and epoch (:data:`STATISTICS`, over the epoch's patterns, as the authors' ``DS-act-stats``):
 
@@ -68,6 +75,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -84,7 +92,7 @@ STATISTICS = ("entropy", "relative_entropy", "patterns", "points", "most_frequen
 """The numbers of one layer and epoch in :attr:`ActivationPatternRecorder.history`."""
 
 _FRACTIONS = ("relative_entropy", "most_frequent", "jaccard", "weighted_jaccard")
-_WORD = 56  # bits a word: seven bytes, a nonnegative int64
+_WORD = 24  # bits a word: a sum of distinct powers of two below 2**24 is exact in float32
 _MIX = 0x9E3779B97F4A7C15 - 2**64  # the 64-bit golden-ratio constant as a signed int64 (multiplication wraps)
 _MERGE_AT = 1 << 23  # raw keys of one layer (64 MiB) before they are counted
 
@@ -106,6 +114,74 @@ def relu_layers(model: nn.Module) -> list[str]:
     return names
 
 
+class _Packer:
+    """How a layer's outputs of one shape, dtype and device become one int64 key per pattern: what does not change
+    between passes (the word weights, the word and key buffers) made once.
+
+    The 0/1 units ``(N, bits, positions)`` (one position per sample for ``"sample"`` patterns) become 24-bit words
+    in one matrix product with powers of two, exact: a word is a sum of distinct powers of two below 2**24, and 0,
+    1 and powers of two are kept by any float32 matmul precision (TF32 and bfloat16 included). Two words are one
+    exact 48-bit key; more are hashed, pair by pair, into one 64-bit key.
+    """
+
+    def __init__(self, output: Tensor, pattern: str) -> None:
+        self.shape, self.dtype, self.device = output.shape, output.dtype, output.device
+        self.inference = torch.is_inference_mode_enabled()
+        # half precision cannot hold a 24-bit word; integers and bools are compared as floats
+        self.cast = output.dtype not in (torch.float32, torch.float64)
+        dtype = torch.float32 if self.cast else output.dtype
+        self.scratch_key = (dtype, output.device)
+        self.size = output.numel()
+        n = self.n = output.shape[0]
+        self.bits = output.shape[1] if pattern == "channels" else math.prod(output.shape[1:])
+        p = self.positions = math.prod(output.shape[2:]) if pattern == "channels" else 1
+        k = self.n_words = -(-self.bits // _WORD)
+        c = torch.arange(self.bits)
+        powers = torch.zeros(k, self.bits, dtype=torch.float64)
+        powers[c // _WORD, c] = torch.exp2((c % _WORD).double())
+        self.wide = k > 32  # many words (wide "sample" patterns): a (24,) vector against each word's channels
+        self.powers = (powers[0, :_WORD] if self.wide else powers).to(dtype=dtype, device=output.device)
+        self.words = torch.empty(n, k, p, dtype=dtype, device=output.device)
+        self.ints = torch.empty(n, k, p, dtype=torch.int64, device=output.device)
+        self.ones = torch.ones(n * p, dtype=torch.int64, device=output.device)
+
+    def keys(self, on: Tensor) -> Tensor:
+        """``(N * positions,)`` int64 keys of the 0/1 units ``on`` (this packer's shape); a view of a buffer of
+        this packer when they are the words themselves (at most 24 bits)."""
+        n, k, p = self.n, self.n_words, self.positions
+        on = on.view(n, self.bits, p)
+        if self.wide:
+            if self.bits % _WORD:
+                on = torch.cat([on, on.new_zeros(n, k * _WORD - self.bits, p)], 1)
+            self.ints.copy_(torch.einsum("nwbp,b->nwp", on.view(n, k, _WORD, p), self.powers))
+        else:
+            if p == 1:
+                torch.matmul(on.view(n, self.bits), self.powers.T, out=self.words.view(n, k))
+            else:
+                torch.matmul(self.powers, on, out=self.words)
+            self.ints.copy_(self.words)
+        if k == 1:
+            return self.ints.view(-1)
+        if k == 2:
+            return torch.add(self.ints[:, 0], self.ints[:, 1], alpha=1 << _WORD).view(-1)
+        words = self.ints
+        if k % 2:
+            words = torch.cat([words, words.new_zeros(n, 1, p)], 1)
+        words = words[:, 0::2] | (words[:, 1::2] << _WORD)
+        keys = words[:, 0]
+        for i in range(1, words.shape[1]):
+            keys = (keys * _MIX) ^ words[:, i]
+        return keys.reshape(-1)
+
+
+def _distinct(keys: Tensor) -> tuple[Tensor, Tensor]:
+    """The distinct values of ``keys``, sorted, and how often each occurs."""
+    if keys.device.type == "cpu":  # numpy's sort takes about half the time of torch's on one CPU thread
+        uniq, counts = np.unique(keys.numpy(), return_counts=True)
+        return torch.from_numpy(uniq), torch.from_numpy(counts.astype(np.int64))
+    return torch.unique_consecutive(torch.sort(keys).values, return_counts=True)
+
+
 class _Counts:
     """The pattern counts of one layer in one epoch: a dense table (narrow patterns), or the raw keys of the
     batches, sorted and counted once they grow past ``_MERGE_AT`` and at the end of the epoch (one large sort
@@ -120,11 +196,15 @@ class _Counts:
         self.raw_size = 0
         self.counted: tuple[Tensor, Tensor] | None = None
 
-    def add(self, keys: Tensor) -> None:
+    def add(self, keys: Tensor, ones: Tensor) -> None:
+        """Count ``keys`` (int64); ``ones``: as many int64 ones."""
         if self.dense:
             # scattered adds: half the time of a fresh histogram of a 16-bit table on one CPU thread
-            self.table.scatter_add_(0, keys, torch.ones_like(keys))
+            self.table.scatter_add_(0, keys, ones)
             return
+        if self.bits <= 32:  # exact keys below 2**32: shifted into int32, half the memory and a faster sort
+            keys = (keys - 2**31).to(torch.int32)
+        # kept until the epoch ends: a new tensor here (wider keys are hashed into one), never a pass's buffer
         self.raw.append(keys)
         self.raw_size += len(keys)
         if self.raw_size > _MERGE_AT:
@@ -133,10 +213,11 @@ class _Counts:
     def _count(self) -> tuple[Tensor, Tensor]:
         """Every key so far, distinct and sorted, with its count."""
         if self.raw:
-            uniq, counts = torch.unique_consecutive(torch.sort(torch.cat(self.raw)).values, return_counts=True)
+            uniq, counts = _distinct(torch.cat(self.raw))
             self.raw, self.raw_size = [], 0
         else:
-            uniq = counts = torch.zeros(0, dtype=torch.int64, device=self.device)
+            uniq = torch.zeros(0, dtype=torch.int32 if self.bits <= 32 else torch.int64, device=self.device)
+            counts = torch.zeros(0, dtype=torch.int64, device=self.device)
         if self.counted is None:
             return uniq, counts
         keys = torch.cat([self.counted[0], uniq])
@@ -209,8 +290,10 @@ class ActivationPatternRecorder:
         layers: names from ``model.named_modules()`` or submodules whose output's sign is a ReLU pattern; default
             every ``nn.ReLU`` module (:func:`relu_layers`).
         pattern: ``"channels"`` (a position's channel vector, the authors') or ``"sample"`` (:data:`PATTERNS`).
-        every: record the 1st, (1 + every)-th, ... training pass of each layer in an epoch (1: all); the
-            statistics are then those of a sample of the epoch's passes, at about ``1 / every`` of the cost.
+        every: record the 1st, (1 + every)-th, ... training pass of each layer in an epoch; the statistics are
+            then those of a sample of the epoch's passes, at about ``1 / every`` of the cost. Default 2 (every
+            second pass): the setting to leave on, within 10 % of an epoch's time (see the module docstring); 1
+            (every pass) counts the whole epoch, at 6-10 % of an epoch on CPU.
         dense_bits: patterns of at most this many bits count in a table of ``2**dense_bits`` bins (8 bytes each).
         during_attacks: also record forward passes inside :func:`~robustlab.common.features.attack_pass`.
 
@@ -251,7 +334,7 @@ class ActivationPatternRecorder:
                 "doi:10.3389/frai.2021.642374")
 
     def __init__(self, model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module] | None = None, *,
-                 pattern: str = "channels", every: int = 1, dense_bits: int = 20,
+                 pattern: str = "channels", every: int = 2, dense_bits: int = 20,
                  during_attacks: bool = False) -> None:
         if pattern not in PATTERNS:
             raise ConfigError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
@@ -275,7 +358,8 @@ class ActivationPatternRecorder:
         self.bits: dict[str, int] = {}
         self._counts: dict[str, _Counts] = {}
         self._previous: dict[str, tuple[Tensor, Tensor]] = {}
-        self._powers: dict[tuple[Any, int, torch.device], Tensor] = {}
+        self._packers: dict[str, _Packer] = {}
+        self._scratch: dict[tuple[torch.dtype, torch.device], Tensor] = {}  # the 0/1 units, shared by the layers
         self._handles: list[Any] = []
         self._entered_by_fit = False
 
@@ -298,6 +382,8 @@ class ActivationPatternRecorder:
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._packers.clear()
+        self._scratch.clear()
 
     @property
     def active(self) -> bool:
@@ -316,58 +402,43 @@ class ActivationPatternRecorder:
 
         return record
 
-    def _weights(self, kind: str | int, ndim: int, device: torch.device) -> Tensor:
-        """``"byte"``: the bit values 1..128 (uint8) along dim 2 of an ``ndim`` tensor; an int ``k``: the byte
-        shifts 0, 8, ... ``8(k-1)`` (int64) along dim 2."""
-        key = (kind, ndim, device)
-        if key not in self._powers:
-            if kind == "byte":
-                w = torch.tensor([1 << i for i in range(8)], dtype=torch.uint8, device=device)
-            else:
-                w = torch.arange(0, 8 * int(kind), 8, dtype=torch.int64, device=device)
-            self._powers[key] = w.view(1, 1, len(w), *([1] * (ndim - 3)))
-        return self._powers[key]
-
-    @torch.no_grad()
     def _record(self, name: str, output: Any, *, nonnegative: bool = False) -> None:
+        packer = self._packers.get(name)
+        if (packer is None or not isinstance(output, Tensor) or output.shape != packer.shape
+                or output.dtype != packer.dtype or output.device != packer.device
+                or torch.is_inference_mode_enabled() != packer.inference):
+            packer = self._packers[name] = self._packer(name, output)
+        # the bit of a unit is z > 0 (sign(z) for an nn.ReLU's output relu(z) >= 0, a little cheaper; sign(NaN) is 0
+        # as NaN > 0 is False), as 0./1. in a buffer kept between passes: fresh activation-sized tensors every pass
+        # cost the allocator's page faults, more than the arithmetic
+        out = output.detach()
+        if packer.cast:
+            out = out.float()
+        scratch = self._scratch.get(packer.scratch_key)
+        if scratch is None or scratch.numel() < packer.size or scratch.is_inference() != packer.inference:
+            scratch = self._scratch[packer.scratch_key] = torch.empty(packer.size, dtype=out.dtype, device=out.device)
+        on = scratch[:packer.size].view(packer.shape)
+        if nonnegative:
+            torch.sign(out, out=on)
+        else:
+            torch.gt(out, 0, out=on)
+        keys = packer.keys(on)
+        counts = self._counts.get(name)
+        if counts is None:
+            counts = self._counts[name] = _Counts(packer.bits, self.dense_bits, keys.device)
+        counts.add(keys, packer.ones)
+
+    def _packer(self, name: str, output: Any) -> _Packer:
+        """A new :class:`_Packer` for ``output``, after checking it (the errors name the layer)."""
         if not isinstance(output, Tensor) or output.ndim < 2:
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise ConfigError(f"layer {name!r}: activation patterns need a tensor output of shape (N, C, ...), got "
                               f"{shape}")
-        # (N, C, ...): the bits along dimension 1; relu(z) != 0 exactly where z > 0, and both kernels together
-        # take about a third of the time of the comparison's on the CPU; an nn.ReLU's output is relu(z) already
-        out = output.detach()
-        on = (out if nonnegative else torch.relu(out)).bool().view(torch.uint8)
-        if self.pattern == "sample":
-            on = on.reshape(len(on), -1)
-        bits = on.shape[1]
-        if self.bits.setdefault(name, bits) != bits:
-            raise ConfigError(f"layer {name!r}: its patterns had {self.bits[name]} bits and now have {bits}; the "
-                              "recorder needs a fixed layer width")
-        # 8 channels -> one byte (a uint8 sum of distinct powers of two), 7 bytes -> one exact 56-bit word,
-        # several words -> one 64-bit hash; each step one vectorized pass over its input
-        rest = on.shape[2:]
-        n_bytes = -(-bits // 8)
-        if bits % 8:
-            on = torch.cat([on, on.new_zeros(len(on), n_bytes * 8 - bits, *rest)], 1)
-        on = on.reshape(len(on), n_bytes, 8, *rest)
-        packed = (on * self._weights("byte", on.ndim, on.device)).sum(2, dtype=torch.uint8).to(torch.int64)
-        n_words = -(-n_bytes // 7)
-        if n_bytes % 7 and n_words > 1:
-            packed = torch.cat([packed, packed.new_zeros(len(packed), n_words * 7 - n_bytes, *rest)], 1)
-        if n_bytes == 1:
-            words = packed
-        else:
-            width = min(7, n_bytes)
-            packed = packed.reshape(len(packed), n_words, width, *rest)
-            words = (packed << self._weights(width, packed.ndim, packed.device)).sum(2)
-        keys = words[:, 0]
-        for i in range(1, n_words):
-            keys = (keys * _MIX) ^ words[:, i]
-        keys = keys.reshape(-1)
-        if name not in self._counts:
-            self._counts[name] = _Counts(bits, self.dense_bits, keys.device)
-        self._counts[name].add(keys)
+        packer = _Packer(output, self.pattern)
+        if self.bits.setdefault(name, packer.bits) != packer.bits:
+            raise ConfigError(f"layer {name!r}: its patterns had {self.bits[name]} bits and now have {packer.bits}; "
+                              "the recorder needs a fixed layer width")
+        return packer
 
     # -- epochs ---------------------------------------------------------------------------------------------------
     def end_epoch(self, epoch: int | None = None) -> dict[str, Any]:
