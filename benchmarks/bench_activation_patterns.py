@@ -1,13 +1,18 @@
 """Cost of recording activation patterns: one training epoch through ``fit`` with and without an
 :class:`~robustlab.common.analysis.activation_patterns.ActivationPatternRecorder` on every ReLU layer, side by side.
 
-Every recorded pass (``every=1``, the default), every second one (``every=2``) and every third (``every=3``).
+Every second training pass recorded (``every=2``, the recorder's default, the setting to leave on), every pass
+(``every=1``, the whole epoch counted) and every third (``every=3``).
 
-Target: the recorder adds at most 10 % to an epoch (``with/without <= 1.10``, judged on this process's least CPU
-time over the rounds, which other processes on a shared machine disturb least; the median wall-clock ratio is
-printed beside it), for the plain CNN (SmallCNN, its
+Target: the recorder at its default adds at most 10 % to an epoch (``with/without <= 1.10``, judged on this process's CPU time:
+the median over the rounds of the recorded epoch's CPU time over the plain one's in the same round,
+:func:`_timing.compare_paired`; the same ratio of wall-clock times is printed beside it), for the plain CNN (SmallCNN, its
 three ``nn.ReLU`` modules) and for the residual network (vision ResNet-8, its seven ReLU sites named by module:
-``bn1``, each block's ``bn1`` and the block itself), MNIST-shaped inputs, batch 64, SGD.
+``bn1``, each block's ``bn1`` and the block itself), MNIST-shaped inputs, batch 128 (the recipe's), SGD.
+
+Both sides run in one process with glibc told to keep freed memory (``--allocator steady``, the default:
+:func:`_timing.steady_allocator`); ``--allocator default`` leaves glibc's moving thresholds, under which the page
+faults of either side's steps swing from round to round.
 
     .venv/bin/python benchmarks/bench_activation_patterns.py --threads 1
 """
@@ -15,6 +20,7 @@ three ``nn.ReLU`` modules) and for the residual network (vision ResNet-8, its se
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -22,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import compare_cpu, pin_threads, verdict  # noqa: E402
+from _timing import compare_paired, pin_threads, steady_allocator, verdict  # noqa: E402
 
 from robustlab.common.analysis.activation_patterns import ActivationPatternRecorder  # noqa: E402
 from robustlab.common.data import ArrayDataset  # noqa: E402
@@ -35,10 +41,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--samples", type=int, default=3200)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--allocator", choices=("steady", "default"), default="steady")
     args = p.parse_args()
     pin_threads(args.threads)
+    if args.allocator == "steady":
+        steady_allocator()
+    else:
+        print("allocator: glibc's default (moving mmap threshold, heap trimming)", flush=True)
     from robustlab.vision.models import ResNet
     from robustlab.vision.recipes.hartmann2021_patterns import resnet_relu_layers
 
@@ -62,18 +73,23 @@ def main() -> None:
                 fit(model, ERM(), loader, optimizer=opt, epochs=1, device="cpu", progress=False, callbacks=[rec])
 
             fns[f"{label} every={every}"] = recorded
-    t = compare_cpu(fns, repeats=args.repeats)
-    print(f"one epoch, {args.samples} samples, batch {args.batch} ({len(loader)} steps); {args.repeats} rounds: "
-          "median wall, least CPU")
-    for name, (w, c) in t.items():
-        print(f"  {name:19s} wall {w:7.3f} s   cpu {c:7.3f} s")
+    print(f"one epoch, {args.samples} samples, batch {args.batch} ({len(loader)} steps), {args.repeats} rounds; "
+          "each ratio: the median over the rounds of recorded / plain of the same round", flush=True)
+    rec_default = inspect.signature(ActivationPatternRecorder).parameters["every"].default
+    results = {}
+    for label in ("SmallCNN", "ResNet-8"):
+        mine = {name: fn for name, fn in fns.items() if name.startswith(label)}
+        results.update(compare_paired(mine, base=f"{label} plain", repeats=args.repeats))
+    for name, r in results.items():
+        print(f"  {name:19s} {r['seconds']:7.3f} s")
     for (label, every), rec in recorders.items():
-        rw = t[f"{label} every={every}"][0] / t[f"{label} plain"][0]
-        rc = t[f"{label} every={every}"][1] / t[f"{label} plain"][1]
+        r = results[f"{label} every={every}"]
         layers = rec.history[-1]["layers"]
-        print(f"  {label} every={every}: recorded/plain = {rc:.3f} cpu, {rw:.3f} wall  (target <= 1.10 on cpu) "
-              f"{verdict(rc, at_most=1.10, noise=0.0)}; {len(layers)} layers, "
+        default = " (default)" if every == rec_default else ""
+        print(f"  {label} every={every}{default}: recorded/plain = {r['cpu']:.3f} cpu, {r['wall']:.3f} wall  (target <= 1.10 "
+              f"on cpu) {verdict(r['cpu'], at_most=1.10, noise=0.0)}; {len(layers)} layers, "
               f"{sum(v['points'] for v in layers.values())} patterns counted an epoch")
+
 
 if __name__ == "__main__":
     main()

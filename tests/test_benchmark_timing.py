@@ -1,0 +1,44 @@
+"""benchmarks/_timing.py: the paired comparison the speed targets are judged by (on a fake clock) and the
+allocator setting."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _timing  # noqa: E402
+
+
+def test_compare_paired_takes_the_median_of_same_round_ratios(monkeypatch):
+    clock = {"t": 0.0}
+    monkeypatch.setattr(_timing.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(_timing.time, "process_time", lambda: clock["t"])
+    # seconds per call (one warm-up, then 5 rounds): slow spells in rounds 2-4 hit both sides in 2 and 3, the
+    # base alone in 4; the separate medians (3 s and 1.2 s) would say 0.4, the rounds' ratios say 1.2
+    times = {"base": iter([1, 1, 3, 3, 3, 1]), "other": iter([1.2, 1.2, 3.6, 3.6, 1.2, 1.2])}
+    order = []
+
+    def call(name):
+        def fn():
+            order.append(name)
+            clock["t"] += next(times[name])
+        return fn
+
+    r = _timing.compare_paired({"base": call("base"), "other": call("other")}, base="base", repeats=5)
+    assert r["other"]["cpu"] == pytest.approx(1.2) and r["other"]["wall"] == pytest.approx(1.2)
+    assert r["base"]["cpu"] == 1.0 and r["other"]["seconds"] == pytest.approx(1.2) and r["base"]["seconds"] == 3
+    # after the warm-up the order rotates: base first in rounds 1, 3, 5, other first in rounds 2, 4
+    assert order[2:] == ["base", "other", "other", "base", "base", "other", "other", "base", "base", "other"]
+    with pytest.raises(KeyError, match="base 'nope'"):
+        _timing.compare_paired({"base": call("base")}, base="nope")
+
+
+def test_steady_allocator_says_what_it_did(capsys):
+    _timing.steady_allocator()
+    out = capsys.readouterr().out
+    assert out.startswith("allocator: ")
+    if sys.platform == "linux" and "glibc" in " ".join(__import__("platform").libc_ver()):
+        assert "M_MMAP_THRESHOLD 32 MiB" in out
