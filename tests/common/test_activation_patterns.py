@@ -98,23 +98,26 @@ def test_convolutional_patterns_are_per_position_or_per_sample():
 
 @pytest.mark.parametrize("width", [16, 24, 25, 32, 47, 48, 49, 100, 1000])
 @pytest.mark.parametrize("pattern", ["channels", "sample"])
-def test_patterns_one_unit_apart_are_told_apart(width, pattern):
-    """No unit is lost in packing, at or across the 24-bit word and 48-bit key boundaries: all-off, all-on and
-    every pattern with one unit on or off are 2 * width + 2 distinct patterns (1000 "sample" bits: the wide path)."""
+@pytest.mark.parametrize("autocast", [False, True])
+def test_patterns_one_unit_apart_are_told_apart(width, pattern, autocast):
+    """No unit is lost in packing, at or across the 24-bit word and 48-bit key boundaries, also under autocast
+    (bfloat16 products would round 24-bit words): all-off, all-on and every pattern with one unit on or off are
+    2 * width + 2 distinct patterns (1000 bits: more than 32 words, the wide path)."""
     eye = torch.eye(width)
     rows = torch.cat([eye, 1 - eye, torch.zeros(1, width), torch.ones(1, width)]) * 2 - 1  # signs of z
     x = rows if pattern == "channels" else rows.view(len(rows), 1, width)  # "sample" of (N, 1, width): same bits
-    s = _fed([[x]], pattern=pattern).history[0]["layers"]["0"]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        s = _fed([[x]], pattern=pattern).history[0]["layers"]["0"]
     assert s["points"] == 2 * width + 2 and s["patterns"] == 2 * width + 2
     assert s["entropy"] == pytest.approx(math.log2(2 * width + 2))
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
-def test_other_float_dtypes_give_the_float32_patterns(dtype):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16, torch.int64])
+def test_other_dtypes_give_the_float32_patterns(dtype):
     g = torch.Generator().manual_seed(2)
-    pool = torch.randn(9, 40, generator=g)
+    pool = torch.randn(9, 40, generator=g) * 3
     batch = pool[torch.randint(0, 9, (60,), generator=g)]
-    want = _fed([[batch]]).history[0]["layers"]["0"]
+    want = _fed([[batch.to(dtype).float()]]).history[0]["layers"]["0"]  # the same values in float32
     assert _fed([[batch.to(dtype)]]).history[0]["layers"]["0"] == want
 
 
@@ -157,7 +160,7 @@ def test_fit_callback_records_training_passes_only_and_removes_hooks():
     assert rec.history[0]["layers"]["8"]["points"] == 64
     assert rec.history[0]["layers"]["1"]["points"] == 64 * 28 * 28
     assert rec.history[1]["layers"]["4"]["jaccard"] is not None
-    assert not rec.active and all(not m._forward_hooks for m in model.modules())
+    assert not rec.active and all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     assert not rec._scratch and not rec._packers  # the per-pass buffers are let go with the hooks
     json.dumps(rec.history)  # plain numbers
     assert set(rec.history[1]["layers"]["1"]) == set(STATISTICS)
@@ -299,6 +302,39 @@ def test_by_default_every_second_training_pass_is_recorded():
     assert rec.every == 2
     fit(model, ERM(), _loader(), epochs=2, device="cpu", progress=False, callbacks=[rec])
     assert [r["layers"]["8"]["points"] for r in rec.history] == [32, 32]
+
+
+def test_every_counts_passes_of_the_model_so_a_reused_module_is_recorded_at_each_site():
+    class Twice(nn.Module):  # one nn.ReLU at two places of a forward (as torchvision's BasicBlock)
+        def __init__(self):
+            super().__init__()
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(x), self.relu(-x)
+
+    model = Twice()
+    g = torch.Generator().manual_seed(4)
+    batches = [torch.randn(16, 3, generator=g) for _ in range(4)]
+    with ActivationPatternRecorder(model, every=2) as rec:
+        for b in batches:
+            model(b)
+        s = rec.end_epoch()["layers"]["relu"]
+    kept = torch.cat([torch.cat([b, -b]) for b in batches[0::2]])  # both sites of passes 1 and 3
+    c = np.array(list(_hand_counts((kept > 0).int().numpy()).values()))
+    assert s["points"] == 64 and s["patterns"] == len(c)
+    assert s["entropy"] == pytest.approx(scipy_entropy(c, base=2))
+    assert not model._forward_pre_hooks and not model.relu._forward_hooks
+
+
+def test_a_first_pass_in_inference_mode_does_not_break_later_passes():
+    model = nn.Sequential(Identity())
+    x = torch.randn(8, 4)
+    with ActivationPatternRecorder(model, ["0"], every=1) as rec:
+        with torch.inference_mode():
+            model(x)
+        model(x)
+        assert rec.end_epoch()["layers"]["0"]["points"] == 16
 
 
 def test_every_records_a_sample_of_the_passes():

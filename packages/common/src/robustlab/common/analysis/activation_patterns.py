@@ -38,11 +38,13 @@ What is recorded: forward passes of modules in training mode (``model.train()``)
 and prediction (eval mode) and the many forward passes of an adversarial-training attack are not counted.
 
 Cost (``benchmarks/bench_activation_patterns.py``: one CPU thread, batch 128, the median over 9 rounds of an
-epoch's CPU time with the recorder over the plain epoch's in the same round; three runs on a shared 2-core
-machine): at the default ``every=2`` (every second training pass) 1.02-1.06x for SmallCNN (its three ``nn.ReLU``)
-and 1.02-1.08x for ResNet-8 (seven sites); every pass (``every=1``) 1.09-1.10x and 1.06-1.10x, at the 10 %
-limit, hence the default. The recorder must read every recorded output and write its bits once: memory traffic of
-about three passes over the output, against a convolution's arithmetic that small networks finish quickly.
+epoch's CPU time with the recorder over the plain epoch's in the same round, glibc told to keep freed memory for
+both sides; four runs on a shared 2-core machine): at the default ``every=2`` (every second training pass)
+1.02-1.06x for SmallCNN (its three ``nn.ReLU``) and 1.02-1.08x for ResNet-8 (seven sites); every pass
+(``every=1``) 1.07-1.10x and 1.06-1.10x, at the 10 % limit, hence the default. With glibc's default allocator
+the page faults of either side swing single runs by more than that (``--allocator default``). The recorder must
+read every recorded output and write its bits once: memory traffic of about three passes over the output, against
+a convolution's arithmetic that small networks finish quickly.
 
 Statistics per layer and epoch (:data:`STATISTICS`, over the epoch's patterns, as the authors' ``DS-act-stats``):
 
@@ -94,7 +96,7 @@ STATISTICS = ("entropy", "relative_entropy", "patterns", "points", "most_frequen
 _FRACTIONS = ("relative_entropy", "most_frequent", "jaccard", "weighted_jaccard")
 _WORD = 24  # bits a word: a sum of distinct powers of two below 2**24 is exact in float32
 _MIX = 0x9E3779B97F4A7C15 - 2**64  # the 64-bit golden-ratio constant as a signed int64 (multiplication wraps)
-_MERGE_AT = 1 << 23  # raw keys of one layer (64 MiB) before they are counted
+_MERGE_AT = 1 << 23  # raw keys of one layer (32 or 64 MiB) before they are counted
 
 
 def relu_layers(model: nn.Module) -> list[str]:
@@ -127,7 +129,7 @@ class _Packer:
     def __init__(self, output: Tensor, pattern: str) -> None:
         self.shape, self.dtype, self.device = output.shape, output.dtype, output.device
         self.inference = torch.is_inference_mode_enabled()
-        # half precision cannot hold a 24-bit word; integers and bools are compared as floats
+        # half precision cannot hold a 24-bit word: the bits of other dtypes go into float32
         self.cast = output.dtype not in (torch.float32, torch.float64)
         dtype = torch.float32 if self.cast else output.dtype
         self.scratch_key = (dtype, output.device)
@@ -136,12 +138,15 @@ class _Packer:
         self.bits = output.shape[1] if pattern == "channels" else math.prod(output.shape[1:])
         p = self.positions = math.prod(output.shape[2:]) if pattern == "channels" else 1
         k = self.n_words = -(-self.bits // _WORD)
-        c = torch.arange(self.bits)
-        powers = torch.zeros(k, self.bits, dtype=torch.float64)
-        powers[c // _WORD, c] = torch.exp2((c % _WORD).double())
         self.wide = k > 32  # many words (wide "sample" patterns): a (24,) vector against each word's channels
-        self.powers = (powers[0, :_WORD] if self.wide else powers).to(dtype=dtype, device=output.device)
-        self.words = torch.empty(n, k, p, dtype=dtype, device=output.device)
+        if self.wide:
+            self.powers = torch.exp2(torch.arange(_WORD, dtype=dtype, device=output.device))
+        else:
+            c = torch.arange(self.bits)
+            powers = torch.zeros(k, self.bits, dtype=torch.float64)
+            powers[c // _WORD, c] = torch.exp2((c % _WORD).double())
+            self.powers = powers.to(dtype=dtype, device=output.device)
+            self.words = torch.empty(n, k, p, dtype=dtype, device=output.device)
         self.ints = torch.empty(n, k, p, dtype=torch.int64, device=output.device)
         self.ones = torch.ones(n * p, dtype=torch.int64, device=output.device)
 
@@ -153,7 +158,9 @@ class _Packer:
         if self.wide:
             if self.bits % _WORD:
                 on = torch.cat([on, on.new_zeros(n, k * _WORD - self.bits, p)], 1)
-            self.ints.copy_(torch.einsum("nwbp,b->nwp", on.view(n, k, _WORD, p), self.powers))
+            # in full precision under autocast too (the other products write into float buffers: never autocast)
+            with torch.autocast(on.device.type, enabled=False):
+                self.ints.copy_(torch.einsum("nwbp,b->nwp", on.view(n, k, _WORD, p), self.powers))
         else:
             if p == 1:
                 torch.matmul(on.view(n, self.bits), self.powers.T, out=self.words.view(n, k))
@@ -191,7 +198,8 @@ class _Counts:
         self.bits = bits
         self.dense = bits <= dense_bits
         self.device = device
-        self.table = torch.zeros(2 ** bits, dtype=torch.int64, device=device) if self.dense else None
+        with torch.inference_mode(False):  # a normal tensor even when the first pass runs in inference mode
+            self.table = torch.zeros(2 ** bits, dtype=torch.int64, device=device) if self.dense else None
         self.raw: list[Tensor] = []
         self.raw_size = 0
         self.counted: tuple[Tensor, Tensor] | None = None
@@ -240,7 +248,7 @@ def pattern_statistics(keys: Tensor, counts: Tensor, *, bits: int, previous: tup
     """The statistics of :data:`STATISTICS` from one layer's distinct patterns and their counts.
 
     Args:
-        keys: the distinct patterns' keys, sorted ascending (any int64 ids; only equality and order matter).
+        keys: the distinct patterns' keys, sorted ascending (any integer ids; only equality and order matter).
         counts: how many points had each.
         bits: bits of one pattern (channels, or the sample's size), for ``relative_entropy``.
         previous: the ``(keys, counts)`` of the previous measurement, or None (the similarities are then None).
@@ -290,8 +298,10 @@ class ActivationPatternRecorder:
         layers: names from ``model.named_modules()`` or submodules whose output's sign is a ReLU pattern; default
             every ``nn.ReLU`` module (:func:`relu_layers`).
         pattern: ``"channels"`` (a position's channel vector, the authors') or ``"sample"`` (:data:`PATTERNS`).
-        every: record the 1st, (1 + every)-th, ... training pass of each layer in an epoch; the statistics are
-            then those of a sample of the epoch's passes, at about ``1 / every`` of the cost. Default 2 (every
+        every: record the 1st, (1 + every)-th, ... training pass of the model in an epoch (a pass: a call of
+            ``model`` in training mode, outside attacks unless ``during_attacks``; in a recorded pass every call of
+            the layers is recorded, also of a module used at several places); the statistics are then those of a
+            sample of the epoch's passes, at about ``1 / every`` of the cost. Default 2 (every
             second pass): the setting to leave on, within 10 % of an epoch's time (see the module docstring); 1
             (every pass) counts the whole epoch, at 6-10 % of an epoch on CPU.
         dense_bits: patterns of at most this many bits count in a table of ``2**dense_bits`` bins (8 bytes each).
@@ -346,7 +356,8 @@ class ActivationPatternRecorder:
         self.pattern = pattern
         self.dense_bits = dense_bits
         self.every = every
-        self._seen: dict[str, int] = {}
+        self._passes = 0  # training passes of the model this epoch
+        self._in_recorded_pass = True
         self.during_attacks = during_attacks
         chosen = relu_layers(model) if layers is None else layers
         # the name checks and the hook bookkeeping are the FeatureRecorder's; its own hook is never registered
@@ -368,6 +379,7 @@ class ActivationPatternRecorder:
         if self._handles:
             raise RuntimeError("this ActivationPatternRecorder is already recording")
         try:
+            self._handles.append(self.model.register_forward_pre_hook(self._count_pass))
             for name in self.names:
                 self._handles.append(self._modules[name].register_forward_hook(self._hook(name)))
         except BaseException:
@@ -390,14 +402,18 @@ class ActivationPatternRecorder:
         """True while the hooks are registered."""
         return bool(self._handles)
 
+    def _count_pass(self, model: nn.Module, _inputs: Any) -> None:
+        """A forward pre-hook of the model: one more training pass; whether its layers are recorded."""
+        if model.training and (self.during_attacks or not in_attack_pass()):
+            self._passes += 1
+            self._in_recorded_pass = (self._passes - 1) % self.every == 0
+
     def _hook(self, name: str):
         def record(module: nn.Module, _inputs: Any, output: Any) -> None:
             if not module.training or (not self.during_attacks and in_attack_pass()):
                 return
-            if self.every > 1:
-                seen = self._seen[name] = self._seen.get(name, 0) + 1
-                if (seen - 1) % self.every:
-                    return
+            if self.every > 1 and not self._in_recorded_pass:
+                return
             self._record(name, output, nonnegative=isinstance(module, nn.ReLU))
 
         return record
@@ -412,15 +428,14 @@ class ActivationPatternRecorder:
         # as NaN > 0 is False), as 0./1. in a buffer kept between passes: fresh activation-sized tensors every pass
         # cost the allocator's page faults, more than the arithmetic
         out = output.detach()
-        if packer.cast:
-            out = out.float()
+        dtype, device = packer.scratch_key
         scratch = self._scratch.get(packer.scratch_key)
         if scratch is None or scratch.numel() < packer.size or scratch.is_inference() != packer.inference:
-            scratch = self._scratch[packer.scratch_key] = torch.empty(packer.size, dtype=out.dtype, device=out.device)
+            scratch = self._scratch[packer.scratch_key] = torch.empty(packer.size, dtype=dtype, device=device)
         on = scratch[:packer.size].view(packer.shape)
-        if nonnegative:
+        if nonnegative and not packer.cast:
             torch.sign(out, out=on)
-        else:
+        else:  # also half precision, integers and bools, straight into float32 0./1.
             torch.gt(out, 0, out=on)
         keys = packer.keys(on)
         counts = self._counts.get(name)
@@ -462,7 +477,7 @@ class ActivationPatternRecorder:
             keys, c = counts.finish()
             layers[name] = pattern_statistics(keys, c, bits=counts.bits, previous=self._previous.get(name))
             self._previous[name] = (keys, c)
-        self._seen.clear()
+        self._passes, self._in_recorded_pass = 0, True
         row = {"epoch": int(e), "layers": layers}
         self.history.append(row)
         return row
