@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -67,10 +68,10 @@ def compare(fns: dict[str, Callable[[], object]], *, repeats: int = 7, warmup: i
 
 def compare_paired(fns: dict[str, Callable[[], object]], *, base: str, repeats: int = 9, warmup: int = 1
                    ) -> dict[str, dict[str, float]]:
-    """Each function against ``base``, judged round by round: ``{name: {"cpu", "wall", "seconds"}}``.
+    """Each function against ``base``, judged round by round: ``{name: {"cpu", "cpu_interval", "wall", "seconds"}}``.
 
     ``cpu``: the median over the rounds of the function's CPU seconds (this process's) divided by the base's in the
-    same round; ``wall`` the same of the wall-clock seconds; ``seconds`` its median wall-clock seconds. All run
+    same round, ``cpu_interval`` its 90 % bootstrap interval (:func:`median_interval`); ``wall`` the same of the wall-clock seconds; ``seconds`` its median wall-clock seconds. All run
     in every round, one after another, the order rotating between rounds. On a shared machine the load drifts
     over seconds: a slow spell stretches both sides of one round, so the ratio of a round is steadier than a
     ratio of separate medians or minima, and the median of the rounds' ratios drops the rounds a burst hit on
@@ -78,9 +79,23 @@ def compare_paired(fns: dict[str, Callable[[], object]], *, base: str, repeats: 
     if base not in fns:
         raise KeyError(f"base {base!r} is not one of {list(fns)}")
     wall, cpu = _rounds(fns, repeats=repeats, warmup=warmup, rotate=True)
-    return {name: {"cpu": statistics.median(a / b for a, b in zip(cpu[name], cpu[base])),
-                   "wall": statistics.median(a / b for a, b in zip(wall[name], wall[base])),
-                   "seconds": statistics.median(wall[name])} for name in fns}
+    out = {}
+    for name in fns:
+        ratios = [a / b for a, b in zip(cpu[name], cpu[base])]
+        out[name] = {"cpu": statistics.median(ratios), "cpu_interval": median_interval(ratios),
+                     "wall": statistics.median(a / b for a, b in zip(wall[name], wall[base])),
+                     "seconds": statistics.median(wall[name])}
+    return out
+
+
+def median_interval(values: list[float], *, level: float = 0.9, resamples: int = 2000, seed: int = 0
+                    ) -> tuple[float, float]:
+    """A percentile bootstrap interval (``level``, seeded) for the median of ``values``: how far the median of
+    this many rounds moves when the rounds are drawn again."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    lo = int((1 - level) / 2 * resamples)
+    return medians[lo], medians[resamples - 1 - lo]
 
 
 def verdict(ratio: float, *, at_least: float | None = None, at_most: float | None = None, noise: float = 0.03) -> str:

@@ -48,3 +48,13 @@ def test_steady_allocator_says_what_it_did():
     assert out.startswith("allocator: ")
     if platform.libc_ver()[0] == "glibc":
         assert "M_MMAP_THRESHOLD 32 MiB" in out
+
+
+def test_median_interval_brackets_the_median_and_narrows_with_more_rounds():
+    few = [1.0, 1.3, 0.9, 1.1, 1.2]
+    lo, hi = _timing.median_interval(few)
+    assert min(few) <= lo <= 1.1 <= hi <= max(few)
+    assert _timing.median_interval([1.05] * 7) == (1.05, 1.05)
+    many = few * 8  # the same spread, eight times the rounds
+    lo8, hi8 = _timing.median_interval(many)
+    assert hi8 - lo8 < hi - lo

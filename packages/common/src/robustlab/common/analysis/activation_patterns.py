@@ -37,14 +37,14 @@ What is recorded: forward passes of modules in training mode (``model.train()``)
 :func:`robustlab.common.features.attack_pass` (attacks and attributions) unless ``during_attacks``. Validation
 and prediction (eval mode) and the many forward passes of an adversarial-training attack are not counted.
 
-Cost (``benchmarks/bench_activation_patterns.py``: one CPU thread, batch 128, the median over 9 rounds of an
+Cost (``benchmarks/bench_activation_patterns.py``: one CPU thread, batch 128, the median over the rounds of an
 epoch's CPU time with the recorder over the plain epoch's in the same round, glibc told to keep freed memory for
-both sides; four runs on a shared 2-core machine): at the default ``every=2`` (every second training pass)
-1.02-1.06x for SmallCNN (its three ``nn.ReLU``) and 1.02-1.08x for ResNet-8 (seven sites); every pass
-(``every=1``) 1.07-1.10x and 1.06-1.10x, at the 10 % limit, hence the default. With glibc's default allocator
-the page faults of either side swing single runs by more than that (``--allocator default``). The recorder must
-read every recorded output and write its bits once: memory traffic of about three passes over the output, against
-a convolution's arithmetic that small networks finish quickly.
+both sides; seven runs on a shared 2-core machine): at the default ``every=2`` (every second training pass)
+1.05x for SmallCNN (its three ``nn.ReLU``; runs 1.02-1.10) and 1.04x for ResNet-8 (seven sites; 1.00-1.08); every
+pass (``every=1``) 1.09x (1.06-1.10) and 1.06x (1.00-1.10), at the 10 % limit, hence the default. With glibc's
+default allocator the page faults of either side swing single runs by more than that (``--allocator default``).
+The recorder must read every recorded output and write its bits once: memory traffic of about three passes over
+the output, against a convolution's arithmetic that small networks finish quickly.
 
 Statistics per layer and epoch (:data:`STATISTICS`, over the epoch's patterns, as the authors' ``DS-act-stats``):
 
